@@ -261,21 +261,21 @@ def make_dataloader(tokenizer, B, T, split, buffer_size=1000):
             doc_buffer.extend(tokenizer.encode(texts, prepend=bos))
 
     use_cuda = device_type == "cuda"
-    if use_cuda:
-        host = torch.empty((B, T + 1), dtype=torch.long, pin_memory=True)
-        device_rows = torch.empty((B, T + 1), dtype=torch.long, device="cuda")
+    if use_cuda:  # inputs and targets as two contiguous (B, T) halves of one buffer
+        host = torch.empty((2, B, T), dtype=torch.long, pin_memory=True)
+        device_batch = torch.empty((2, B, T), dtype=torch.long, device="cuda")
         copied = torch.cuda.Event()
     while True:
-        rows = [fill_row(doc_buffer, T + 1, refill) for _ in range(B)]
+        rows = torch.tensor([fill_row(doc_buffer, T + 1, refill) for _ in range(B)], dtype=torch.long)
         if use_cuda:
             copied.synchronize()  # the previous async copy must finish reading `host`
-            host.copy_(torch.tensor(rows, dtype=torch.long))
-            device_rows.copy_(host, non_blocking=True)
+            host[0].copy_(rows[:, :-1])
+            host[1].copy_(rows[:, 1:])
+            device_batch.copy_(host, non_blocking=True)
             copied.record()
-            batch = device_rows
+            yield device_batch[0], device_batch[1], epoch
         else:  # fork addition: no pinned memory off CUDA
-            batch = torch.tensor(rows, dtype=torch.long, device=device_type)
-        yield batch[:, :-1], batch[:, 1:], epoch
+            yield rows[:, :-1].contiguous().to(device_type), rows[:, 1:].contiguous().to(device_type), epoch
 
 # -----------------------------------------------------------------------------
 # Evaluation: the fixed metric (never changed by the agent)

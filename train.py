@@ -314,17 +314,19 @@ def muon_step_fused(grads, params, momentum_buffer, second_momentum, momentum_t,
     # orthogonalise in bf16 after scaling the spectral norm below 1
     X = g.bfloat16()
     X = X / (X.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)
-    g = polar_express(X, ns_steps).float()
-    # NorMuon: per-row (tall) or per-column (wide) second moment, total norm preserved
-    reduce_dim = -1 if g.size(-2) > g.size(-1) else -2
-    second_momentum.lerp_(g.square().mean(dim=reduce_dim, keepdim=True), 1 - beta2_t.to(g.dtype))
-    scaled = g * second_momentum.clamp_min(1e-10).rsqrt()
-    norm_before = g.norm(dim=(-2, -1), keepdim=True)
-    norm_after = scaled.norm(dim=(-2, -1), keepdim=True).clamp_min(1e-10)
-    g = scaled * (norm_before / norm_after)
-    # cautious weight decay: only where update and weight agree in sign
+    g = polar_express(X, ns_steps)  # the update stays in bf16 from here on
+    # NorMuon: per-row (tall or square) or per-column (wide) second moment, total norm preserved
+    reduce_dim = -1 if g.size(-2) >= g.size(-1) else -2
+    reduced = g.size(reduce_dim)
+    v = g.float().square().mean(dim=reduce_dim, keepdim=True)
+    norm_before = (v.sum(dim=(-2, -1), keepdim=True) * reduced).sqrt()
+    second_momentum.lerp_(v.to(second_momentum.dtype), (1 - beta2_t.to(g.dtype)).float())
+    scale = second_momentum.clamp_min(1e-10).rsqrt()
+    norm_after = (v * reduced * scale.float().square()).sum(dim=(-2, -1), keepdim=True).sqrt()
+    g = g * (scale * (norm_before / norm_after.clamp_min(1e-10))).to(g.dtype)
+    # cautious weight decay: only where update and weight agree in sign (lr and wd in bf16, as the update)
     lr, wd = lr_t.to(g.dtype), wd_t.to(g.dtype)
-    agree = (g * params) > 0
+    agree = (g * params) >= 0
     params.sub_(lr * g + lr * wd * params * agree)
 
 
@@ -366,7 +368,7 @@ class MuonAdamW(torch.optim.Optimizer):
         state = self.state[params[0]]
         if not state:
             state["momentum_buffer"] = torch.zeros(len(params), rows, cols, device=params[0].device)
-            moment_shape = (len(params), rows, 1) if rows > cols else (len(params), 1, cols)
+            moment_shape = (len(params), rows, 1) if rows >= cols else (len(params), 1, cols)
             state["second_momentum"] = torch.zeros(moment_shape, device=params[0].device)
         lr = group["lr"] * max(1.0, rows / cols) ** 0.5
         s = self.set_scalars(momentum=group["momentum"], lr=lr, wd=group["weight_decay"], beta2=group["beta2"])

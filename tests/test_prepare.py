@@ -156,6 +156,7 @@ class DataloaderTest(PreparedHomeTest):
             x, y, epoch = next(loader)
             self.assertEqual(tuple(x.shape), (B, T))
             self.assertEqual(x.dtype, torch.long)
+            self.assertTrue(x.is_contiguous() and y.is_contiguous())  # upstream yields contiguous halves
             self.assertGreaterEqual(epoch, 1)
             rows = torch.cat([x, y[:, -1:]], dim=1)
             torch.testing.assert_close(rows[:, 1:], y)

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""MemoryLab command line: argparse wiring and output formatting only.
+
+    python memorylab.py init
+    python memorylab.py check --description TEXT [--code] [--fail-on-similar] [--json]
+    python memorylab.py log --description TEXT --status keep|discard|crash [...] [--json]
+    python memorylab.py report [--since-hours 16] [--output PATH] [--json]
+
+Exit codes: 0 ok, 1 error (`error: <message>` on stderr, nothing written),
+2 blocked by `check --fail-on-similar`. Reference: docs/memorylab_api.md.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
+MAX_WARNINGS = 20
+MODES = ("explore", "exploit", "replicate")  # == novelty.MODES (kept here: no import at parse time)
+
+
+# ---------------------------------------------------------------- output helpers
+
+def _emit_json(obj):
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _warn_bad_lines(bad):
+    for number, problem in bad[:MAX_WARNINGS]:
+        print(f"warning: experiments.jsonl line {number}: {problem}", file=sys.stderr)
+    if len(bad) > MAX_WARNINGS:
+        print(f"warning: experiments.jsonl: {len(bad) - MAX_WARNINGS} more bad lines "
+              "(not shown)", file=sys.stderr)
+
+
+def _num(value, digits=6):
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and \
+        not isinstance(value, bool) else "-"
+
+
+def _memory_gb(vram_mb):
+    return vram_mb / 1024 if isinstance(vram_mb, (int, float)) and \
+        not isinstance(vram_mb, bool) else None
+
+
+def _bad_lines_json(bad):
+    return [{"line": number, "problem": problem} for number, problem in bad]
+
+
+def _champion_line(champion):
+    if not champion:
+        return "Champion: none yet"
+    memory = champion.get("memory_gb")
+    memory_text = f", {memory:.1f} GB" if isinstance(memory, (int, float)) else ""
+    return (f"Champion: {champion.get('run_id')} ({champion.get('commit')}) "
+            f"val_bpb {_num(champion.get('val_bpb'))}{memory_text}: "
+            f"{champion.get('description') or ''}")
+
+
+def _guard_lines(guard):
+    counts = guard.get("counts") or {}
+    policy = guard.get("policy") or {}
+    lines = [
+        f"Classification: {guard.get('classification')}",
+        f"Policy ({guard.get('mode')} mode): {policy.get('decision')}: {policy.get('rationale')}",
+        f"Effective threshold: {_num(guard.get('effective_threshold'), 3)} "
+        f"(base {_num(guard.get('threshold'), 3)})",
+        "Counts: " + ", ".join(f"{name}={count}" for name, count in counts.items()),
+    ]
+    delta = guard.get("config_delta")
+    if delta:
+        lines.append("Config delta vs champion: " + "; ".join(
+            f"{d.get('name')} {d.get('old')!r} -> {d.get('new')!r}" for d in delta))
+    matches = guard.get("top_matches") or []
+    if guard.get("match_count"):
+        lines.append("Closest prior runs:")
+        for match in matches:
+            lines.append(
+                f"  {match.get('category') or '-'}  score {_num(match.get('score'), 3)}  "
+                f"{match.get('run_id')}  {match.get('commit')}  {match.get('status')}  "
+                f"val_bpb {_num(match.get('val_bpb'))}  {match.get('description') or ''}")
+    else:
+        lines.append("Nothing close matched: no prior run at or above the effective threshold.")
+    explanation = guard.get("explanation")
+    if isinstance(explanation, str) and explanation:
+        lines.append(f"Why: {explanation}")
+    elif isinstance(explanation, list):
+        lines.extend(f"Why: {item}" for item in explanation if isinstance(item, str))
+    elif isinstance(explanation, dict) and isinstance(explanation.get("text"), str):
+        lines.append(f"Why: {explanation['text']}")
+    return lines
+
+
+# ---------------------------------------------------------------- commands
+
+def _tags(text):
+    from memorylab_core import records
+    return records.parse_tags(text)
+
+
+def cmd_init(args, store, now):
+    from memorylab_core import lab
+    result = lab.init_store(store, now=now)
+    _warn_bad_lines(result["bad_lines"])
+    print(f"MemoryLab store ready at {store.root} ({result['runs']} runs in "
+          f"{result['ledger']})")
+    return EXIT_OK
+
+
+def cmd_check(args, store, now):
+    from memorylab_core import lab
+    result = lab.check_idea(store, description=args.description, tags=_tags(args.tags),
+                            family=args.family, hypothesis=args.hypothesis, mode=args.mode,
+                            threshold=args.threshold, limit=args.limit, code=args.code,
+                            cwd=args.cwd, now=now)
+    _warn_bad_lines(result["bad_lines"])
+    guard = result["novelty_guard"]
+    blocked = args.fail_on_similar and (guard.get("policy") or {}).get("decision") == "block"
+    if args.json:
+        _emit_json({"novelty_guard": guard, "blocked": blocked, "runs": result["runs"],
+                    "train_py": result["train_py"],
+                    "bad_lines": _bad_lines_json(result["bad_lines"])})
+    else:
+        print("\n".join(_guard_lines(guard)))
+        if blocked:
+            print("Blocked (--fail-on-similar).")
+    return EXIT_BLOCKED if blocked else EXIT_OK
+
+
+def cmd_log(args, store, now):
+    from memorylab_core import lab
+    result = lab.log_run(
+        store, description=args.description, status=args.status, tags=_tags(args.tags),
+        family=args.family, hypothesis=args.hypothesis, notes=args.notes,
+        summary_path=args.summary, log_path=args.log, error_text=args.error, mode=args.mode,
+        threshold=args.threshold, limit=args.limit, skip_archive=args.skip_archive,
+        with_report=args.report, since_hours=args.since_hours,
+        noise_factor=args.noise_factor, now=now, cwd=args.cwd)
+    _warn_bad_lines(result["bad_lines"])
+    record, registry = result["record"], result["registry"]
+    packet = record["decision_packet"] or {}
+    metrics = record["metrics"]
+    guard = record["novelty_guard"] or {}
+    champion = registry.get("champion")
+    if args.json:
+        _emit_json({"run_id": record["run_id"], "status": record["status"],
+                    "val_bpb": metrics.get("val_bpb"),
+                    "memory_gb": _memory_gb(metrics.get("peak_vram_mb")),
+                    "novelty_guard": guard, "decision_packet": packet,
+                    "champion": champion, "artifacts": record["artifacts"],
+                    "report_paths": result["report_paths"],
+                    "bad_lines": _bad_lines_json(result["bad_lines"])})
+        return EXIT_OK
+    memory = _memory_gb(metrics.get("peak_vram_mb"))
+    print(f"Logged run {record['run_id']}")
+    print(f"Status: {record['status']}  val_bpb: {_num(metrics.get('val_bpb'))}  "
+          f"memory: {_num(memory, 1)} GB")
+    if guard.get("classification") not in (None, "novel"):
+        policy = guard.get("policy") or {}
+        print(f"Novelty: {guard.get('classification')} (policy {policy.get('decision')}: "
+              f"{policy.get('rationale')})")
+    print(f"Decision packet: action={packet.get('next_action')} "
+          f"priority={packet.get('priority')} summary={packet.get('summary')}")
+    print(_champion_line(champion))
+    for path in result["report_paths"]:
+        print(f"Report: {path}")
+    return EXIT_OK
+
+
+def cmd_report(args, store, now):
+    from memorylab_core import lab
+    result = lab.make_report(store, now=now, since_hours=args.since_hours, output=args.output)
+    _warn_bad_lines(result["bad_lines"])
+    data = result["report"]
+    headline = data.get("headline") or {}
+    if args.json:
+        _emit_json({"paths": result["paths"], "generated_at_utc": data.get("generated_at_utc"),
+                    "window": data.get("window"), "headline": headline,
+                    "experiments": data.get("experiments"),
+                    "bad_lines": _bad_lines_json(result["bad_lines"])})
+        return EXIT_OK
+    counts = headline.get("status_counts") or {}
+    print(f"Morning report: {headline.get('experiments', 0)} experiments in the last "
+          f"{args.since_hours:g} h (keep / discard / crash: {counts.get('keep', 0)} / "
+          f"{counts.get('discard', 0)} / {counts.get('crash', 0)})")
+    print(_champion_line(headline.get("champion")))
+    for path in result["paths"]:
+        print(f"Wrote {path}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- query and repair commands (H5)
+
+EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
+
+
+def _json_or_text(args, data, text):
+    _warn_bad_lines(data.pop("bad_lines", []))
+    if args.json:
+        _emit_json(data)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_show(args, store, now):
+    from memorylab_core import queries, views
+    data = queries.show_run(store, args.ref, now=now)
+    text = views.format_show(data["run"], data["files"])
+    if data["missing_files"]:
+        text += "\n  missing: " + ", ".join(data["missing_files"])
+    return _json_or_text(args, data, text)
+
+
+def cmd_list(args, store, now):
+    from memorylab_core import queries, views
+    data = queries.list_runs(store, now=now, status=args.status, family=args.family,
+                             tag=args.tag, since_hours=args.since_hours, limit=args.limit)
+    text = views.format_list(data["runs"])
+    if data["matched"] > len(data["runs"]):
+        text += f"\n({len(data['runs'])} of {data['matched']} matching runs shown)"
+    return _json_or_text(args, data, text)
+
+
+def cmd_compare(args, store, now):
+    from memorylab_core import queries, views
+    data = queries.compare(store, args.run_a, args.run_b, now=now, cwd=args.cwd)
+    return _json_or_text(args, data, views.format_compare(data, data["train_py_diff"]))
+
+
+def cmd_brief(args, store, now):
+    from memorylab_core import queries, views
+    data = queries.brief(store, now=now, last=args.last)
+    return _json_or_text(args, data, views.format_brief(data))
+
+
+def cmd_doctor(args, store, now):
+    from memorylab_core import doctor
+    if args.repair:
+        data = doctor.repair(store, now=now)
+        left = data["after"]["problems"]
+        text = doctor.format_findings(data, repaired=data)
+    else:
+        data = doctor.diagnose(store, now=now)
+        left = data["problems"]
+        text = doctor.format_findings(data)
+    if args.json:
+        _emit_json(data)
+    else:
+        print(text)
+    return EXIT_PROBLEMS if left else EXIT_OK
+
+
+def cmd_import_tsv(args, store, now):
+    from memorylab_core import importer
+    path = os.path.join(args.cwd, args.path)  # relative to the command's directory
+    data = importer.import_tsv(store, path, now=now, dry_run=args.dry_run)
+    verb = "Would import" if args.dry_run else "Imported"
+    text = (f"{verb} {len(data['imported'])} of {data['rows']} rows from {data['source']} "
+            f"({data['skipped']} already in the ledger)")
+    return _json_or_text(args, data, text)
+
+
+# ---------------------------------------------------------------- parser
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors follow the CLI's convention: `error: <message>`, exit 1."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS,
+                        help="store root (default: $MEMORYLAB_ROOT, else the git top-level "
+                             "of the current directory, else the current directory)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true",
+                         help="print one JSON object on stdout instead of text")
+    idea = argparse.ArgumentParser(add_help=False)
+    idea.add_argument("--description", required=True, help="what the run changes")
+    idea.add_argument("--tags", default="", help="comma-separated tags (lower-cased)")
+    idea.add_argument("--family", default=None, help="idea family (default: general)")
+    idea.add_argument("--hypothesis", default=None, help="why it should help")
+    idea.add_argument("--mode", choices=MODES, default="exploit",
+                      help="novelty policy mode (default: exploit)")
+    idea.add_argument("--threshold", type=float, default=None,
+                      help="base similarity threshold in [0, 1] (default: 0.62)")
+    idea.add_argument("--limit", type=int, default=3, help="closest runs to show (default: 3)")
+
+    parser = _Parser(
+        prog="memorylab.py", description="MemoryLab: research memory for autoresearch.")
+    parser.add_argument("--root", default=None, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", parents=[common], help="create the store (idempotent)")
+    p.set_defaults(run=cmd_init)
+
+    p = sub.add_parser("check", parents=[common, as_json, idea],
+                       help="novelty guard for a planned idea")
+    p.add_argument("--code", action="store_true",
+                   help="also compare the current train.py's config fingerprint")
+    p.add_argument("--fail-on-similar", action="store_true",
+                   help="exit 2 when the policy decision is block")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("log", parents=[common, as_json, idea], help="record a finished run")
+    p.add_argument("--status", required=True, choices=("keep", "discard", "crash"))
+    p.add_argument("--notes", default=None, help="free-form notes")
+    p.add_argument("--summary", default=None, help="train.py's summary sidecar (JSON)")
+    p.add_argument("--log", default=None, help="the run's log (metrics parsed from its tail "
+                                               "when no --summary; archived)")
+    p.add_argument("--error", default=None, help="crash: one-line error summary")
+    p.add_argument("--skip-archive", action="store_true",
+                   help="do not copy the log, summary and patch into runs/<run_id>/")
+    p.add_argument("--report", action="store_true", help="refresh the morning report too")
+    p.add_argument("--since-hours", type=float, default=16.0,
+                   help="report window with --report (default: 16)")
+    p.add_argument("--noise-factor", type=float, default=2.0,
+                   help="promote needs a gain of at least this many noise sigmas (default: 2)")
+    p.set_defaults(run=cmd_log)
+
+    p = sub.add_parser("report", parents=[common, as_json], help="render the morning report")
+    p.add_argument("--since-hours", type=float, default=16.0,
+                   help="window in hours (default: 16)")
+    p.add_argument("--output", default=None, help="write the markdown only to this path")
+    p.set_defaults(run=cmd_report)
+
+    # ---- query and repair commands (H5)
+    p = sub.add_parser("show", parents=[common, as_json],
+                       help="one run: record, decision packet, archived files")
+    p.add_argument("ref", metavar="RUN",
+                   help="run id, unique prefix of a run id or commit, or 'champion'")
+    p.set_defaults(run=cmd_show)
+
+    p = sub.add_parser("list", parents=[common, as_json], help="runs, newest first")
+    p.add_argument("--status", default=None, help="keep, discard or crash (comma-separated)")
+    p.add_argument("--family", default=None, help="only this idea family")
+    p.add_argument("--tag", default=None, help="only runs with this tag")
+    p.add_argument("--since-hours", type=float, default=None,
+                   help="only runs of the last N hours")
+    p.add_argument("--limit", type=int, default=20, help="at most N runs (default: 20)")
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("compare", parents=[common, as_json],
+                       help="metric deltas, config delta and train.py diff of two runs")
+    p.add_argument("run_a", metavar="RUN_A", help="run id, prefix or 'champion'")
+    p.add_argument("run_b", metavar="RUN_B", help="run id, prefix or 'champion'")
+    p.set_defaults(run=cmd_compare)
+
+    p = sub.add_parser("brief", parents=[common, as_json],
+                       help="one screen to start or resume a session")
+    p.add_argument("--last", type=int, default=5, help="decisions to show (default: 5)")
+    p.set_defaults(run=cmd_brief)
+
+    p = sub.add_parser("doctor", parents=[common, as_json],
+                       help="check the ledger, registry and archives (exit 3: problems)")
+    p.add_argument("--repair", action="store_true",
+                   help="quarantine bad lines, renew duplicate run ids, rewrite the registry")
+    p.set_defaults(run=cmd_doctor)
+
+    p = sub.add_parser("import-tsv", parents=[common, as_json],
+                       help="import an upstream results.tsv into the ledger (idempotent)")
+    p.add_argument("path", metavar="PATH", help="the results.tsv to import")
+    p.add_argument("--dry-run", action="store_true", help="report what would be imported")
+    p.set_defaults(run=cmd_import_tsv)
+    return parser
+
+
+def main(argv=None, *, cwd=None, env=None):
+    """Run one command; returns the exit code. `cwd` and `env` default to the
+    process's own (tests pass them to run in-process)."""
+    from memorylab_core import lab, records
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = os.environ if env is None else env
+    args.cwd = os.path.abspath(cwd or os.getcwd())
+    for name in ("root", "summary", "log", "output"):  # relative to the command's cwd
+        if getattr(args, name, None):
+            setattr(args, name, os.path.join(args.cwd, getattr(args, name)))
+    try:
+        now = records.now_utc(env)
+        store = lab.open_store(args.root, env=env, cwd=args.cwd)
+        return args.run(args, store, now)
+    except records.InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Health checks of a store and their repair, losing nothing.
+
+`diagnose(store, now=...)` reads the ledger line by line and reports
+- problems, which `repair` fixes: unparseable lines (torn, not JSON, not an object)
+  with their line numbers, duplicate run ids, a registry that is stale or unreadable;
+- warnings, which need a person: records missing fields, unknown statuses, archived
+  files that a record lists but that are gone, run folders no record names, and a
+  results.tsv whose row count differs from the ledger's.
+
+`repair(store, now=...)` moves every bad line, verbatim, to
+results/memorylab/experiments.quarantine.jsonl, gives a record whose run id repeats
+an earlier record's a fresh id (keeping the old one as `original_run_id`; the
+original line is quarantined too), drops exact duplicate lines (the copy goes to
+quarantine), and rewrites the registry. `plan_repair` is the pure part.
+"""
+
+import json
+import os
+
+from . import records, store as store_module
+from .views import artifact_paths
+
+REQUIRED_FIELDS = ("run_id", "timestamp_utc", "commit", "status", "description", "metrics")
+
+
+# ---------------------------------------------------------------- the ledger (pure)
+
+def scan_ledger(lines):
+    """Findings over ledger lines [(number, raw, record or None, problem or None)]
+    (store.ledger_lines; a line with a problem but a record is a whole record that
+    only lost its newline: a bad line that the repair keeps).
+
+    Returns {"lines", "records", "bad_lines" [{line, problem, text}],
+    "duplicates" [{run_id, lines, identical}], "missing_fields" [{line, run_id,
+    fields}], "unknown_status" [{line, run_id, status}]}."""
+    bad, missing, unknown = [], [], []
+    first_seen, duplicates = {}, {}
+    count = 0
+    for number, raw, record, problem in lines:
+        if problem:
+            bad.append({"line": number, "problem": problem,
+                        "text": raw[:120].decode("utf-8", errors="replace")})
+        if record is None:
+            continue
+        count += 1
+        absent = [f for f in REQUIRED_FIELDS if record.get(f) in (None, "")]
+        if absent:
+            missing.append({"line": number, "run_id": record.get("run_id"), "fields": absent})
+        if record.get("status") not in records.STATUSES:
+            unknown.append({"line": number, "run_id": record.get("run_id"),
+                            "status": record.get("status")})
+        run_id = record.get("run_id")
+        if isinstance(run_id, str) and run_id:
+            if run_id in first_seen:
+                entry = duplicates.setdefault(run_id, {"run_id": run_id,
+                                                       "lines": [first_seen[run_id][0]],
+                                                       "identical": True})
+                entry["lines"].append(number)
+                entry["identical"] &= raw.strip() == first_seen[run_id][1]
+            else:
+                first_seen[run_id] = (number, raw.strip())
+    return {"lines": len(lines), "records": count, "bad_lines": bad,
+            "duplicates": list(duplicates.values()), "missing_fields": missing,
+            "unknown_status": unknown}
+
+
+def plan_repair(lines):
+    """(kept raw lines, quarantined raw lines, renamed [{line, old, new}]) for ledger
+    lines as `scan_ledger` takes them. Nothing is dropped: every input line is kept,
+    quarantined, or both (a re-identified record: new line kept, original quarantined)."""
+    kept, quarantined, renamed = [], [], []
+    seen_lines, kept_ids = set(), set()
+    taken = {record.get("run_id") for _, _, record, _ in lines if record is not None}
+    for number, raw, record, problem in lines:
+        if record is None:
+            quarantined.append(raw)
+            continue
+        body = raw.strip()
+        if body in seen_lines:  # an exact copy of a line already kept
+            quarantined.append(raw)
+            continue
+        seen_lines.add(body)
+        run_id = record.get("run_id")
+        if isinstance(run_id, str) and run_id and run_id in kept_ids:
+            new_id = _fresh_id(record, taken)
+            fixed = dict(record, run_id=new_id, original_run_id=run_id)
+            quarantined.append(raw)
+            kept.append(store_module.to_json(fixed, indent=None).encode("utf-8"))
+            renamed.append({"line": number, "old": run_id, "new": new_id})
+            taken.add(new_id)
+            continue
+        if isinstance(run_id, str):
+            kept_ids.add(run_id)
+        kept.append(raw)
+    return kept, quarantined, renamed
+
+
+def _fresh_id(record, taken):
+    """A new id in the published format for a record whose id repeats an earlier one:
+    the same timestamp and commit, seconds bumped until free (records.unique_run_id)."""
+    from .views import format_utc, parse_utc
+    stamp = parse_utc(record.get("timestamp_utc"))
+    old = record.get("run_id") or ""
+    if stamp is None:  # fall back to the timestamp written in the old id
+        from datetime import datetime, timezone
+        try:
+            stamp = datetime.strptime(old[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            stamp = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    commit = str(record.get("commit") or old[17:] or records.NO_COMMIT)
+    return records.unique_run_id(format_utc(stamp), commit, lambda run_id: run_id in taken)
+
+
+# ---------------------------------------------------------------- the store
+
+def _registry_state(store, rows, now):
+    """"ok", "missing", "unreadable" or "stale" (differs from one built now)."""
+    from . import registry
+    try:
+        with open(store.registry_path, "rb") as f:
+            current = json.loads(f.read())
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError):
+        return "unreadable"
+    if not isinstance(current, dict):
+        return "unreadable"
+    fresh = json.loads(store_module.to_json(registry.build_registry(rows, now=now)))
+    current.pop("generated_at_utc", None)
+    fresh.pop("generated_at_utc", None)
+    return "ok" if current == fresh else "stale"
+
+
+def _archive_findings(store, full_records):
+    """(missing artifact files [{run_id, path}], run folders no record names)."""
+    missing, named = [], set()
+    for record in full_records:
+        run_id = record.get("run_id")
+        named.add(str(run_id))
+        for path in artifact_paths(record):
+            if not os.path.exists(os.path.join(store.root, path)):
+                missing.append({"run_id": run_id, "path": path})
+    try:
+        folders = sorted(name for name in os.listdir(store.runs_dir)
+                         if not name.startswith(".") and
+                         os.path.isdir(os.path.join(store.runs_dir, name)))
+    except FileNotFoundError:
+        folders = []
+    orphans = [store.relpath(os.path.join(store.runs_dir, name))
+               for name in folders if name not in named]
+    return missing, orphans
+
+
+def _tsv_rows(store):
+    try:
+        with open(store.tsv_path, "rb") as f:
+            lines = [line for line in f.read().split(b"\n") if line.strip()]
+    except FileNotFoundError:
+        return None
+    if lines and lines[0].startswith(b"commit\t"):
+        lines = lines[1:]
+    return len(lines)
+
+
+def diagnose(store, *, now):
+    """Every finding about the store (see the module doc); reads only."""
+    if not store.initialized():
+        raise records.InputError(f"no MemoryLab store at {store.root} (run init)")
+    with store.lock(exclusive=False):
+        lines = store_module.ledger_lines(store)
+        rows, _ = store.read_rows()
+        registry_state = _registry_state(store, rows, now)
+        missing_files, orphans = _archive_findings(
+            store, (record for _, _, record, _ in lines if record is not None))
+        tsv_rows = _tsv_rows(store)
+    findings = scan_ledger(lines)
+    findings.update(
+        ledger=store.relpath(store.ledger_path),
+        registry=registry_state,
+        missing_files=missing_files,
+        orphan_run_dirs=orphans,
+        results_tsv_rows=tsv_rows,
+        results_tsv_mismatch=tsv_rows is not None and tsv_rows != findings["records"],
+    )
+    findings["problems"] = (len(findings["bad_lines"]) + len(findings["duplicates"])
+                            + (registry_state != "ok"))
+    findings["warnings"] = (len(findings["missing_fields"]) + len(findings["unknown_status"])
+                            + len(missing_files) + len(orphans)
+                            + findings["results_tsv_mismatch"])
+    return findings
+
+
+def repair(store, *, now):
+    """Quarantine bad lines, re-identify duplicate ids, rewrite the registry (all
+    under the exclusive lock). Returns the findings before the repair plus
+    {"quarantined", "renamed", "quarantine", "registry_rewritten", "after"}."""
+    from . import registry
+    before = diagnose(store, now=now)
+    with store.lock():
+        lines = store_module.ledger_lines(store)
+        kept, quarantined, renamed = plan_repair(lines)
+        changed = bool(quarantined or renamed) or any(problem for *_, problem in lines)
+        if changed:
+            store_module.rewrite_ledger(store, kept, quarantined)
+        rows, _ = store.read_rows()
+        rewrite_registry = changed or _registry_state(store, rows, now) != "ok"
+        if rewrite_registry:
+            store.write_registry(registry.build_registry(rows, now=now))
+    result = dict(before)
+    result.update(quarantined=len(quarantined), renamed=renamed,
+                  quarantine=store.relpath(store_module.quarantine_path(store)),
+                  registry_rewritten=rewrite_registry, after=diagnose(store, now=now))
+    return result
+
+
+# ---------------------------------------------------------------- text output
+
+def format_findings(f, repaired=None):
+    lines = [f"Ledger {f['ledger']}: {f['lines']} lines, {f['records']} records"]
+    for bad in f["bad_lines"]:
+        lines.append(f"  problem: line {bad['line']}: {bad['problem']}")
+    for dup in f["duplicates"]:
+        kind = "identical copies" if dup["identical"] else "different records"
+        lines.append(f"  problem: run id {dup['run_id']} on lines "
+                     f"{', '.join(map(str, dup['lines']))} ({kind})")
+    if f["registry"] != "ok":
+        lines.append(f"  problem: registry is {f['registry']}")
+    for m in f["missing_fields"]:
+        lines.append(f"  warning: line {m['line']} ({m['run_id']}): missing "
+                     f"{', '.join(m['fields'])}")
+    for u in f["unknown_status"]:
+        lines.append(f"  warning: line {u['line']} ({u['run_id']}): unknown status "
+                     f"{u['status']!r}")
+    for m in f["missing_files"]:
+        lines.append(f"  warning: {m['run_id']}: archived file missing: {m['path']}")
+    for path in f["orphan_run_dirs"]:
+        lines.append(f"  warning: {path}: no ledger record names this run folder")
+    if f["results_tsv_mismatch"]:
+        lines.append(f"  warning: results.tsv has {f['results_tsv_rows']} rows for "
+                     f"{f['records']} records")
+    if repaired:
+        lines.append(f"Repaired: {repaired['quarantined']} lines moved to "
+                     f"{repaired['quarantine']}, {len(repaired['renamed'])} run ids renewed, "
+                     f"registry {'rewritten' if repaired['registry_rewritten'] else 'unchanged'}")
+        for r in repaired["renamed"]:
+            lines.append(f"  line {r['line']}: {r['old']} -> {r['new']}")
+        after = repaired["after"]
+        lines.append(f"After repair: {after['problems']} problems, {after['warnings']} warnings")
+    else:
+        lines.append(f"{f['problems']} problems, {f['warnings']} warnings"
+                     + (" (doctor --repair fixes the problems)" if f["problems"] else ""))
+    return "\n".join(lines)

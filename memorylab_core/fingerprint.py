@@ -1,0 +1,172 @@
+"""Config fingerprints of train.py: its upper-case constants and a normalised code hash.
+
+A fingerprint is a plain JSON-compatible dict::
+
+    {"constants": {"MATRIX_LR": 0.04, "ADAM_BETAS": [0.8, 0.95], ...},
+     "code_sha256": "<64 hex chars>"}
+
+Constants are read with ``ast`` (nothing is imported or executed): module-level
+assignments to UPPER_CASE names whose value is a literal or a simple expression of
+literals and earlier constants (``2**19``, ``8 * 64``, ``(0.8, 0.95)``, ``"SSSL"``).
+Tuples are stored as lists so that a fingerprint survives a JSON round trip
+unchanged. The code hash ignores comments, blank lines and spacing, so reformatting
+train.py or editing a comment keeps the fingerprint; any token change alters it.
+"""
+
+import ast
+import hashlib
+import io
+import operator
+import tokenize
+
+_BINARY = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_SKIP_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+
+
+class _NotConstant(Exception):
+    pass
+
+
+def _evaluate(node, known):
+    """Value of a literal-ish expression node; raise _NotConstant otherwise."""
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, (int, float, str, bool)) or node.value is None:
+            return node.value
+        raise _NotConstant
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return [_evaluate(item, known) for item in node.elts]
+    if isinstance(node, ast.Name) and node.id in known:
+        return known[node.id]
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_evaluate(node.operand, known))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _evaluate(node.left, known), _evaluate(node.right, known)
+        if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
+            raise _NotConstant
+        try:
+            return _BINARY[type(node.op)](left, right)
+        except Exception as exc:  # e.g. 1/0 or "a" - 1 in a half-edited file
+            raise _NotConstant from exc
+    raise _NotConstant
+
+
+def _is_constant_name(name):
+    return name.isupper() and not name.startswith("_")
+
+
+def module_constants(source):
+    """{NAME: value} for the module-level UPPER_CASE constants of ``source``.
+
+    Names assigned something that is not a simple expression (a call, an attribute)
+    are left out. A later assignment overrides an earlier one, as at runtime.
+    Raises SyntaxError when the source does not parse.
+    """
+    tree = ast.parse(source)
+    constants = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and _is_constant_name(target.id):
+                try:
+                    constants[target.id] = _evaluate(value, constants)
+                except _NotConstant:
+                    constants.pop(target.id, None)
+            elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) \
+                    and len(target.elts) == len(value.elts):
+                for name_node, item in zip(target.elts, value.elts):
+                    if isinstance(name_node, ast.Name) and _is_constant_name(name_node.id):
+                        try:
+                            constants[name_node.id] = _evaluate(item, constants)
+                        except _NotConstant:
+                            constants.pop(name_node.id, None)
+    return constants
+
+
+def normalized_code(source):
+    """train.py's tokens with comments, blank lines and spacing removed, one string.
+
+    Indentation is kept as INDENT/DEDENT markers (it is syntax); docstrings stay.
+    Falls back to stripping each line when the source does not tokenize.
+    """
+    parts = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in _SKIP_TOKENS:
+                continue
+            if tok.type == tokenize.NEWLINE:
+                parts.append("\n")
+            elif tok.type == tokenize.INDENT:
+                parts.append("<INDENT>")
+            elif tok.type == tokenize.DEDENT:
+                parts.append("<DEDENT>")
+            else:
+                parts.append(tok.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        lines = (line.split("#", 1)[0].strip() for line in source.splitlines())
+        return "\n".join(line for line in lines if line)
+    return " ".join(parts)
+
+
+def fingerprint_source(source):
+    """{"constants": {...}, "code_sha256": hex} for the text of a train.py."""
+    try:
+        constants = module_constants(source)
+    except SyntaxError:
+        constants = {}
+    digest = hashlib.sha256(normalized_code(source).encode("utf-8")).hexdigest()
+    return {"constants": constants, "code_sha256": digest}
+
+
+def same_value(a, b):
+    """Equal constant values (tuples equal lists, floats to 1e-12 relative)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+    return a == b
+
+
+def constant_delta(base_constants, constants):
+    """Constants that differ from ``base_constants``: [{"name", "old", "new"}], by name.
+
+    A constant only in ``constants`` has old None; one only in the base has new None.
+    With no base (None) there is nothing to compare against and the delta is [].
+    """
+    if base_constants is None or constants is None:
+        return []
+    delta = []
+    for name in sorted(set(base_constants) | set(constants)):
+        old, new = base_constants.get(name), constants.get(name)
+        if not same_value(old, new):
+            delta.append({"name": name, "old": old, "new": new})
+    return delta
+
+
+def format_value(value):
+    """Short text for a constant's value: 0.04, 524288, (0.8, 0.95), 'SSSL'."""
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_delta(delta):
+    """'MATRIX_LR 0.04 → 0.05; DEPTH 8 → 12' for a constant_delta list ('' if empty)."""
+    return "; ".join(
+        f"{d['name']} {format_value(d['old'])} → {format_value(d['new'])}" for d in delta
+    )

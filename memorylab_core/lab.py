@@ -1,0 +1,261 @@
+"""The commands as library functions: init, check, log and report.
+
+Each function takes a `Store` and plain values, returns a JSON-ready result dict,
+and raises `records.InputError` for bad input before anything is written.
+`memorylab.py` only parses arguments, calls these and prints the results.
+
+Data flows one way: sidecar/log/git -> a validated draft record -> novelty
+against history -> registry before -> decision packet -> one store transaction
+(archive, ledger, results.tsv, registry, index) -> renderings.
+"""
+
+import os
+
+from . import gitinfo, records, store as store_module
+
+
+def open_store(root=None, env=None, cwd=None):
+    """The store for --root / $MEMORYLAB_ROOT / the git work tree of `cwd`."""
+    from . import novelty
+    return store_module.Store(store_module.find_root(root, env, cwd),
+                              enrich=_enrich_row, enrich_version=novelty.FEATURES_VERSION)
+
+
+def _enrich_row(row):
+    """Current novelty features for a row whose record has none (earlier fork's
+    records) or features of an older FEATURES_VERSION, computed once when the index
+    is built instead of on every check. The parent's constants are not in the
+    record, so relative values ("double DEPTH") stay unresolved here."""
+    from . import novelty
+    features = row.get("novelty_features")
+    if not (isinstance(features, dict) and features.get("version") == novelty.FEATURES_VERSION):
+        idea = records.idea_of(row.get("description") or "", row.get("hypothesis"),
+                               row.get("family"), row.get("tags") or ())
+        row["novelty_features"] = novelty.features(idea, None)
+
+
+# ---------------------------------------------------------------- init
+
+def init_store(store, *, now):
+    """Create the layout (idempotent); (re)write the registry when it is missing or
+    does not describe the ledger (e.g. after completing a killed log). Returns
+    {root, ledger, wrote_registry, runs, bad_lines}."""
+    from . import registry
+    with store.lock():
+        store.ensure_layout()
+        rows, bad = store.read_rows()
+        stale = store.fresh_registry(len(rows)) is None
+        if stale:
+            store.write_registry(registry.build_registry(rows, now=now))
+    return {"root": store.root, "ledger": store.relpath(store.ledger_path),
+            "wrote_registry": stale, "runs": len(rows), "bad_lines": bad}
+
+
+# ---------------------------------------------------------------- train.py
+
+def _working_train_py(cwd):
+    tree = gitinfo.work_tree(cwd) or os.path.abspath(cwd or os.getcwd())
+    path = os.path.join(tree, gitinfo.TRAIN_PY)
+    if not os.path.isfile(path):
+        return None, path
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read(), path
+
+
+def _fingerprint(source):
+    from . import fingerprint
+    return fingerprint.fingerprint_source(source) if source is not None else None
+
+
+def _champion_config(rows, champion):
+    """The config fingerprint of the champion's run, or None."""
+    run_id = (champion or {}).get("run_id") if isinstance(champion, dict) else None
+    if run_id is None:
+        return None
+    for row in reversed(rows):
+        if row.get("run_id") == run_id:
+            return row.get("config")
+    return None
+
+
+def _registry_now(store, rows, now):
+    """The registry of `rows`: the registry file when it describes the ledger as it
+    is (written by the last writer), else built from the rows."""
+    from . import registry
+    current = store.fresh_registry(len(rows))
+    return current if current is not None else registry.build_registry(rows, now=now)
+
+
+# ---------------------------------------------------------------- check
+
+def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mode="exploit",
+               threshold=None, limit=3, code=False, cwd=None, now=None):
+    """The novelty guard for a planned idea. With `code`, the current train.py's
+    fingerprint is compared too (identical code => duplicate_run; constant delta
+    from the champion's config). Returns {"novelty_guard", "bad_lines", "train_py"}."""
+    from . import novelty
+    description = records.check_description(description)
+    threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
+                                        else threshold)
+    _check_limit(limit)
+    source, path = _working_train_py(cwd)
+    if code and source is None:
+        raise records.InputError(f"--code: no train.py at {path}")
+    with store.lock(exclusive=False):
+        rows, bad = store.read_rows()
+    current = _fingerprint(source)
+    config = current if code else None
+    champion_config = None
+    if code:
+        champion_config = _champion_config(rows, _registry_now(store, rows, now).get("champion"))
+    idea = records.idea_of(description, hypothesis, family, tags)
+    guard = novelty.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
+                           base_constants=(current or {}).get("constants"), config=config,
+                           champion_config=champion_config)
+    return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
+            "train_py": store.relpath(path) if source is not None else None}
+
+
+def _check_limit(limit):
+    if limit < 1:
+        raise records.InputError(f"--limit must be >= 1, got {limit}")
+
+
+# ---------------------------------------------------------------- log
+
+def log_run(store, *, description, status, tags=(), family=None, hypothesis=None, notes=None,
+            summary_path=None, log_path=None, error_text=None, mode="exploit", threshold=None,
+            limit=3, skip_archive=False, with_report=False, since_hours=16.0,
+            noise_factor=2.0, now, cwd=None):
+    """Record one finished run (see the module doc for the flow). Validates every
+    input before writing; the writes are one transaction under the store lock.
+    Returns {"record", "registry", "report_paths", "bad_lines"}."""
+    from . import decisions, novelty, registry
+    description = records.check_description(description)
+    threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
+                                        else threshold)
+    records.check_since_hours(since_hours)
+    _check_limit(limit)
+    if not noise_factor > 0:
+        raise records.InputError(f"--noise-factor must be > 0, got {noise_factor:g}")
+    inputs = records.gather_inputs(status=status, summary_path=summary_path,
+                                   log_path=log_path, error_text=error_text)
+
+    git, config, base_constants, patch = _run_provenance(cwd)
+    draft = records.draft_record(now=now, git=git, description=description, status=status,
+                                 inputs=inputs, family=family, hypothesis=hypothesis,
+                                 tags=tags, notes=notes, config=config)
+    idea = records.idea_of(description, hypothesis, draft["family"], tags)
+    draft["novelty_features"] = novelty.features(idea, base_constants)
+
+    copies = {}
+    if not skip_archive:
+        if log_path:
+            copies["run.log"] = log_path
+        if summary_path:
+            copies["summary.json"] = summary_path
+    staged = store.stage_archive(copies)
+    try:
+        if not skip_archive and patch is not None:
+            store.write_file(os.path.join(staged, "train.patch"), patch)
+        with store.lock():
+            store.ensure_layout()
+            rows, bad = store.read_rows()
+            known = {row.get("run_id") for row in rows}
+            record = dict(draft)
+            record["run_id"] = records.unique_run_id(
+                now, record["commit"], lambda run_id: store.taken(run_id, known))
+            registry_before = _registry_now(store, rows, now)
+            guard = novelty.assess(
+                idea, rows, mode=mode, threshold=threshold, limit=limit,
+                base_constants=base_constants, config=config,
+                champion_config=_champion_config(rows, registry_before.get("champion")))
+            record["novelty_guard"] = guard
+            record["decision_packet"] = decisions.decide(
+                record, registry_before, guard, rows=rows, noise_factor=noise_factor)
+            record["artifacts"] = _artifacts(store, record["run_id"], staged)
+            _write_packet(store, staged, record["decision_packet"])
+            after = rows + [store_module.slim_row(record, None)]
+            registry_after = registry.build_registry(after, now=now)
+            store.commit_run(record, staged, registry_after)
+            staged = None
+            report_paths = []
+            if with_report:
+                rows_now, _ = store.read_rows()
+                report_paths = _write_report(store, rows_now, registry_after, now=now,
+                                             since_hours=since_hours)
+    finally:
+        if staged is not None:
+            import shutil
+            shutil.rmtree(staged, ignore_errors=True)
+    return {"record": record, "registry": registry_after, "report_paths": report_paths,
+            "bad_lines": bad}
+
+
+def _run_provenance(cwd):
+    """(git context or None, config fingerprint of train.py at the run's commit,
+    constants before the change, train.py patch from the parent). Without git:
+    the working train.py and no patch."""
+    tree = gitinfo.work_tree(cwd)
+    git = gitinfo.head_context(tree) if tree else None
+    if git is None:
+        config = _fingerprint(_working_train_py(cwd)[0])
+        return None, config, (config or {}).get("constants"), None
+    config = _fingerprint(gitinfo.file_at(tree, git["full_commit"]))
+    base = config
+    if git["full_parent"]:
+        base = _fingerprint(gitinfo.file_at(tree, git["full_parent"])) or config
+    patch = gitinfo.patch_from_parent(tree, git["full_commit"])
+    return git, config, (base or {}).get("constants"), patch
+
+
+def _artifacts(store, run_id, staged):
+    """{name: path relative to the root} of the files the run's folder will hold."""
+    names = sorted(os.listdir(staged)) + ["decision_packet.json", "decision_packet.md"]
+    folder = store.relpath(store.run_dir(run_id))
+    artifacts = {"run_dir": folder}
+    for name in names:
+        artifacts[name.replace(".", "_")] = os.path.join(folder, name)
+    return artifacts
+
+
+def _write_packet(store, staged, packet):
+    from . import render
+    store.write_file(os.path.join(staged, "decision_packet.json"),
+                     store_module.to_json(packet) + "\n")
+    store.write_file(os.path.join(staged, "decision_packet.md"),
+                     render.render_packet_markdown(packet))
+
+
+# ---------------------------------------------------------------- report
+
+def make_report(store, *, now, since_hours=16.0, output=None):
+    """Render the morning report from the ledger: reports/latest.md, a timestamped
+    copy, latest.json and latest.html; or only `output` when given. A registry
+    file that does not describe the ledger as it is (hand edits, a killed log) is
+    rebuilt and rewritten. Returns {"paths",
+    "report", "bad_lines"}."""
+    from . import registry
+    records.check_since_hours(since_hours)
+    with store.lock():
+        rows, bad = store.read_rows()
+        current = store.fresh_registry(len(rows))
+        if current is None:
+            current = registry.build_registry(rows, now=now)
+            if store.initialized():
+                store.write_registry(current)
+        paths, data = _write_report(store, rows, current, now=now, since_hours=since_hours,
+                                    output=output, with_data=True)
+    return {"paths": paths, "report": data, "bad_lines": bad}
+
+
+def _write_report(store, rows, current, *, now, since_hours, output=None, with_data=False):
+    from . import html, render
+    data = render.report_data(rows, current, now=now, since_hours=since_hours)
+    markdown = render.render_markdown(data)
+    extra = {} if output else {"latest.json": store_module.to_json(data) + "\n",
+                               "latest.html": html.render_html(data)}
+    paths = store.write_report(markdown, records.compact_stamp(now), output=output,
+                               extra=extra)
+    paths = [store.relpath(p) if not output else p for p in paths]
+    return (paths, data) if with_data else paths

@@ -1,0 +1,560 @@
+"""The novelty guard: is a planned idea new, a repeat, or a follow-up of earlier runs?
+
+Each prior run gets a score in [0, 1] against the planned idea. Evidence comes in
+three strengths, strongest first:
+
+1. code: the run's train.py fingerprint has the same normalised code hash as the
+   current train.py (score 1.0, always a ``duplicate_run``), or its constants make
+   the same delta from the champion's config;
+2. parsed intent: both descriptions parse (``intent.parse_changes``) into canonical
+   changes (knob, direction, value). Same knob, direction and value is the same
+   idea (0.97); same knob and direction with another value is a related follow-up
+   (0.56-0.60, below the default threshold); opposite directions, another choice
+   and different knobs never match, whatever the threshold, so an idea is never
+   blocked as a repeat of its opposite;
+3. free text: a weighted token overlap (Dice) of description and tags, less a
+   little when each side has words of its own (a substitution), capped at the
+   follow-up level when the same words come with other numbers; used when a side
+   has no parsed change, scaled by 0.85 when the other side did parse.
+
+Runs at or above the effective threshold match (same family: 0.08 lower); the
+category of each match and the policy per mode follow the MemoryLab contract.
+Everything here is pure and linear in the history; ``features`` is meant to be
+computed once per run and stored as ``novelty_features``.
+"""
+
+import heapq
+import math
+
+from . import fingerprint, intent
+
+MODES = ("explore", "exploit", "replicate")
+DEFAULT_MODE = "exploit"
+DEFAULT_THRESHOLD = 0.62
+MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
+FAMILY_BONUS = 0.08
+CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
+FEATURES_VERSION = 4
+
+CODE_SCORE = 1.0            # identical normalised train.py
+SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
+SAME_SCORE = 0.97           # same knob, direction and value
+RELATED_LOW, RELATED_HIGH = 0.56, 0.60  # same knob and direction, other value
+MENTION_SCORE = 0.45        # same knob, one side states no direction
+OPPOSITE_SCORE = 0.02       # same knob, opposite direction
+OTHER_VALUE_SCORE = 0.1     # same knob, another choice (swiglu vs gelu)
+ONE_SIDED_TEXT_WEIGHT = 0.85  # text score when only one side parsed
+SUBSTITUTION_PENALTY = 0.15   # text score lost when each side has words of its own
+DUPLICATE_LEVEL = 0.9       # a kept run matched at/above this is a duplicate
+
+_FAILED = ("discard", "crash")
+# parsed evidence that two ideas differ is final: no threshold turns these into matches
+_NEVER_MATCH = ("opposite", "other_value", "different")
+
+POLICY = {
+    ("novel", "explore"): ("allow", "novel idea: exploring new ground is what explore mode is for"),
+    ("novel", "exploit"): ("caution", "novel idea: new, not targeted exploitation of a known success"),
+    ("novel", "replicate"): ("block", "nothing to replicate: no earlier run matches this idea"),
+    ("duplicate_run", "explore"): ("block", "duplicates an earlier run; explore mode wants new ideas"),
+    ("duplicate_run", "exploit"): ("block", "duplicates an earlier run; duplicates belong in replicate mode"),
+    ("duplicate_run", "replicate"): ("allow", "replicates an earlier run, which is what replicate mode is for"),
+    ("repeat_failure", "explore"): ("block", "repeats an idea that already failed (discarded or crashed)"),
+    ("repeat_failure", "exploit"): ("block", "repeats an idea that already failed (discarded or crashed)"),
+    ("repeat_failure", "replicate"): ("block", "repeats an idea that already failed; replicate successes, not failures"),
+    ("incremental_followup", "explore"): ("block", "a follow-up of a kept run in its family belongs in exploit mode"),
+    ("incremental_followup", "exploit"): ("allow", "an incremental follow-up of a kept run in the same family"),
+    ("incremental_followup", "replicate"): ("allow", "re-tests a kept run's neighbourhood in its family"),
+    ("known_success", "explore"): ("block", "close to a known success; building on it belongs in exploit mode"),
+    ("known_success", "exploit"): ("allow", "exploits a known success"),
+    ("known_success", "replicate"): ("allow", "re-tests a known success"),
+}
+
+
+def effective_threshold(threshold, mode):
+    """Base threshold plus the mode's adjustment, kept within [0, 0.99]."""
+    if mode not in MODE_ADJUSTMENT:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    return round(min(0.99, max(0.0, float(threshold) + MODE_ADJUSTMENT[mode])), 4)
+
+
+def policy(classification, mode):
+    """{"mode", "decision", "rationale"} for a classification in a mode (contract table)."""
+    decision, rationale = POLICY[(classification, mode)]
+    return {"mode": mode, "decision": decision, "rationale": rationale}
+
+
+def probe_text(idea):
+    """The idea's description, hypothesis, family and tags as one line of text."""
+    parts = [idea.get("description") or "", idea.get("hypothesis") or "", idea.get("family") or ""]
+    tags = idea.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t for t in tags.split(",")]
+    parts.append(" ".join(str(t).strip() for t in tags if str(t).strip()))
+    return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def _tags_text(tags):
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return " ".join(str(t) for t in (tags or []))
+
+
+def features(idea, base_constants=None):
+    """Compact, JSON-serialisable matching features of an idea (stored per run).
+
+    Keys: ``version``; ``changes`` (canonical changes parsed from the description,
+    each {"knob", "direction", "value"} and "approx": true when written
+    approximately); ``knobs`` (their sorted knob names); ``tokens`` (sorted lexical
+    tokens of description and tags); ``context`` (tokens of hypothesis and family
+    not already in ``tokens``); ``direction`` (the text's one overall direction
+    word, or None); ``weight`` and ``weight_all`` (token weight sums, without and
+    with context); ``sig`` (a string identifying all of the above, used to memoise
+    scores).
+    """
+    parsed = intent.parse_changes(idea.get("description") or "", base_constants)
+    return _features(idea, parsed)
+
+
+def _features(idea, parsed):
+    description = idea.get("description") or ""
+    changes = []
+    for c in parsed:
+        compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
+        if c.get("approx"):
+            compact["approx"] = True
+        changes.append(compact)
+    tokens = intent.lexical_tokens(description + " " + _tags_text(idea.get("tags")))
+    seen = set(tokens)
+    context = [
+        t for t in intent.lexical_tokens((idea.get("hypothesis") or "") + " " + (idea.get("family") or ""))
+        if t not in seen
+    ]
+    direction = intent.overall_direction(description)
+    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}" for c in changes)
+    sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
+    weight = round(_weight(tokens), 4)
+    return {"version": FEATURES_VERSION, "changes": changes,
+            "knobs": sorted({c["knob"] for c in changes}), "tokens": tokens,
+            "context": context, "direction": direction, "weight": weight,
+            "weight_all": round(weight + _weight(context), 4), "sig": sig}
+
+
+# ---------------------------------------------------------------- change relations
+
+def _numeric(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _values_equal(a, b, tolerance):
+    if _numeric(a) and _numeric(b):
+        if a == b:
+            return True
+        scale = max(abs(a), abs(b))
+        return scale > 0 and abs(a - b) <= tolerance * scale
+    return a == b
+
+
+def _closeness(a, b):
+    """1.0 for equal numbers, falling to 0 at a factor of 4 apart."""
+    if not (_numeric(a) and _numeric(b)) or a <= 0 or b <= 0:
+        return 0.5
+    return max(0.0, 1.0 - abs(math.log(a / b)) / math.log(4))
+
+
+_OPPOSITE = {("up", "down"), ("down", "up"), ("on", "off"), ("off", "on")}
+
+
+def relate(a, b):
+    """How two canonical changes of the same knob relate: (relation, score).
+
+    relation is "same", "related", "mention", "opposite" or "other_value".
+    """
+    da, db = a.get("direction"), b.get("direction")
+    va, vb = a.get("value"), b.get("value")
+    tolerance = intent.value_tolerance(a, b)
+    if (da, db) in _OPPOSITE:
+        return "opposite", OPPOSITE_SCORE
+    if va is not None and vb is not None:
+        if _values_equal(va, vb, tolerance):
+            return "same", SAME_SCORE
+        if da and da == db and da in ("up", "down", "on"):
+            return "related", RELATED_LOW + (RELATED_HIGH - RELATED_LOW) * _closeness(va, vb)
+        return "other_value", OTHER_VALUE_SCORE
+    if da and da == db:
+        if va is None and vb is None:
+            return "same", SAME_SCORE
+        return "related", RELATED_LOW
+    if da is None or db is None:
+        return "mention", MENTION_SCORE
+    return "other_value", OTHER_VALUE_SCORE
+
+
+def format_change(change):
+    """'MATRIX_LR up to 0.06', 'VALUE_EMBEDS off', 'MLP_ACTIVATION = swiglu'."""
+    knob, direction, value = change["knob"], change.get("direction"), change.get("value")
+    if value is None:
+        return f"{knob} {direction}" if direction else f"{knob} (mentioned)"
+    shown = fingerprint.format_value(value) if not isinstance(value, str) else value
+    if direction in ("up", "down"):
+        return f"{knob} {direction} to {shown}"
+    return f"{knob} = {shown}"
+
+
+# ---------------------------------------------------------------- text similarity
+
+def _weight(tokens):
+    w = intent.token_weight
+    return sum(w(t) for t in tokens)
+
+
+def _overlap(common, weight_a, weight_b):
+    """Weighted Dice of two token sets given the shared tokens and each side's
+    total weight, less a little when both sides also have words of their own
+    ("learned positional embedding" vs "sinusoidal positional embedding" is a
+    substitution, a different variant; extra words on one side only elaborate)."""
+    w = intent.token_weight
+    shared = sum(w(t) for t in common)
+    only_a, only_b = max(0.0, weight_a - shared), max(0.0, weight_b - shared)
+    swapped = min(only_a, only_b)
+    dice = 2.0 * shared / ((weight_a + weight_b) or 1.0)
+    return dice - SUBSTITUTION_PENALTY * swapped / (shared + swapped)
+
+
+def _text_score(pf, rf):
+    """Word overlap of the description+tags tokens (and, when either side has
+    them, of all tokens with hypothesis and family, at 0.9)."""
+    tokens = rf.get("tokens") or ()
+    context = rf.get("context") or ()
+    pt, pcx = pf["_tokens"], pf["_context"]
+    common = pt.intersection(tokens)
+    score = _overlap(common, pf["weight"], rf["weight"]) if common else 0.0
+    if pcx or context:
+        common_all = pf["_all"].intersection(tokens)
+        common_all.update(pf["_all"].intersection(context))
+        if common_all:
+            score = max(score, 0.9 * _overlap(common_all, pf["weight_all"], rf["weight_all"]))
+    if score > 0:
+        d1, d2 = pf.get("direction"), rf.get("direction")
+        if d1 and d2 and (d1, d2) in _OPPOSITE:
+            score *= 0.4
+        if score > RELATED_HIGH and pf["_numbers"]:
+            theirs = {t for t in tokens if t[0].isdigit()}
+            if theirs and pf["_numbers"].isdisjoint(theirs):
+                score = RELATED_HIGH   # the same words with other numbers: a follow-up, not a repeat
+    return max(0.0, score)
+
+
+_NOTHING = (0.0, "different", "")
+_BY_CONSTANTS = "(same values of the changed constants)"
+
+
+def _compare(pf, rf, floor=0.0, explain=True):
+    """(score, relation, reason) of a planned idea's features against a run's.
+
+    ``floor``: scores below it do not matter to the caller, which lets the
+    one-sided text case be skipped. With ``explain`` False the reason of a parsed
+    comparison is None (made later, for the runs shown only).
+    """
+    pc, rc = pf["_by_knob"], rf.get("changes") or ()
+    if pc and rc:
+        rk = {}
+        for c in rc:
+            rk[c["knob"]] = c
+        if ("SEED" in pc or "SEED" in rk) and len(pc) + len(rk) > 2:
+            # a seed is how an idea is re-run, not an idea of its own
+            pc = {k: c for k, c in pc.items() if k != "SEED"} or pc
+            rk = {k: c for k, c in rk.items() if k != "SEED"} or rk
+        common = [k for k in pc if k in rk]
+        if not common:
+            return _NOTHING
+        union = len(set(pc) | set(rk))
+        total, relations, reasons = 0.0, [], []
+        for k in common:
+            relation, score = relate(pc[k], rk[k])
+            relations.append(relation)
+            total += score
+            if explain:
+                reasons.append(f"{format_change(pc[k])} vs {format_change(rk[k])}"
+                               + (f" ({relation})" if len(common) > 1 else ""))
+        if "opposite" in relations:
+            return OPPOSITE_SCORE, "opposite", "; ".join(reasons) if explain else None
+        score = total / union
+        if union > len(common) and explain:
+            extra = sorted((set(pc) | set(rk)) - set(common))
+            reasons.append("only one side changes " + ", ".join(extra))
+        if all(r == "same" for r in relations) and union == len(common):
+            relation = "same"
+        elif "other_value" in relations and len(relations) == 1 and union == 1:
+            relation = "other_value"
+        else:
+            relation = "related" if any(r in ("same", "related") for r in relations) else relations[0]
+        return score, relation, "; ".join(reasons) if explain else None
+    if pc or rc:
+        if ONE_SIDED_TEXT_WEIGHT < floor:
+            return _NOTHING
+        return ONE_SIDED_TEXT_WEIGHT * _text_score(pf, rf), "text", "word overlap (only one side parsed)"
+    return _text_score(pf, rf), "text", "word overlap"
+
+
+# ---------------------------------------------------------------- assessment
+
+def _category(relation, score, status, same_family):
+    if relation == "code":
+        return "duplicate_run"
+    if status in _FAILED:
+        return "repeat_failure"
+    if score >= DUPLICATE_LEVEL:
+        return "duplicate_run"
+    if same_family:
+        return "incremental_followup"
+    return "known_success"
+
+
+def _row_features(row, memo_features):
+    f = row.get("novelty_features")
+    if isinstance(f, dict) and f.get("version") == FEATURES_VERSION:
+        return f
+    key = (row.get("description") or "", row.get("hypothesis") or "",
+           row.get("family") or "", _tags_text(row.get("tags")))
+    f = memo_features.get(key)
+    if f is None:
+        f = features({"description": key[0], "hypothesis": key[1], "family": key[2],
+                      "tags": row.get("tags")})
+        memo_features[key] = f
+    return f
+
+
+def _history_features(history, memo_features):
+    """Each row's current novelty features (stored ones, else computed from its text)."""
+    version = FEATURES_VERSION
+    feats = [f if type(f) is dict and f.get("version") == version else None
+             for f in [row.get("novelty_features") for row in history]]
+    if None in feats:
+        for index, f in enumerate(feats):
+            if f is None:
+                feats[index] = _row_features(history[index], memo_features)
+    return feats
+
+
+def _candidates(feats, probe_knobs, probe_words, overrides):
+    """Indices of the rows worth scoring, in ledger order: a run whose parsed knobs
+    are all other knobs cannot match (parsed evidence is final), nor can a run
+    that shares no word with the idea; code and constant hits always count."""
+    words_apart = probe_words.isdisjoint
+    if probe_knobs:
+        knobs_apart = probe_knobs.isdisjoint
+        picked = [i for i, f in enumerate(feats)
+                  if (not knobs_apart(f["knobs"]) if f["knobs"]
+                      else not (words_apart(f["tokens"]) and words_apart(f["context"])))]
+    else:
+        picked = [i for i, f in enumerate(feats)
+                  if not (words_apart(f["tokens"]) and words_apart(f["context"]))]
+    if overrides:
+        picked = sorted(set(picked).union(overrides))
+    return picked
+
+
+def _config_overrides(history, code_sha, constants, wanted, delta_text):
+    """{row index: (score, relation, reason)} from the runs' config fingerprints:
+    the same normalised code, or the same values of the constants changed from the
+    champion's config."""
+    if not code_sha:
+        return {}
+    hits = {}
+    configs = [row.get("config") for row in history]
+    for index in [i for i, c in enumerate(configs) if c and c.get("code_sha256") == code_sha]:
+        hits[index] = (CODE_SCORE, "code", "identical train.py (normalised code hash)")
+    if wanted:
+        name, value = wanted[0]
+        same_first = [i for i, c in enumerate(configs)
+                      if c and (k := c.get("constants")) and k.get(name) == value]
+        for index in same_first:
+            if index in hits:
+                continue
+            theirs = configs[index]["constants"]
+            if all(theirs.get(n) == v for n, v in wanted[1:]):
+                if theirs == constants:
+                    hits[index] = (SAME_CONSTANTS_SCORE, "same_delta",
+                                   "same constants as this train.py (" + delta_text + ")")
+                else:
+                    hits[index] = (RELATED_HIGH, "related", _BY_CONSTANTS)
+    return hits
+
+
+def _config_changes(delta):
+    """Canonical changes implied by a constant delta (for matching descriptions)."""
+    out = []
+    for d in delta:
+        out.extend(intent.changes_from_constant(d["name"], d["old"], d["new"]))
+    return out
+
+
+def _constants_reason(row, constants, delta_names):
+    theirs = (row.get("config") or {}).get("constants") or {}
+    others = sorted(k for k in set(theirs) | set(constants)
+                    if not fingerprint.same_value(theirs.get(k), constants.get(k)))
+    return ("same values of " + ", ".join(delta_names) + "; also differs in " + ", ".join(others[:4])
+            + (" ..." if len(others) > 4 else ""))
+
+
+def _explanation_text(method, changes, top_matches, nearby):
+    """One line saying what was understood and why runs matched (or did not)."""
+    parts = []
+    if changes:
+        parts.append("parsed " + "; ".join(format_change(c) for c in changes))
+    else:
+        parts.append("no known knob recognised, scored by word overlap")
+    if top_matches:
+        shown = [f"{m['run_id']} ({m['relation']}: {m['reason']})" for m in top_matches[:2]]
+        parts.append("matched " + ", ".join(shown))
+    for item in nearby[:2]:
+        if item["relation"] in ("opposite", "related", "other_value"):
+            label = {"opposite": "opposite change", "related": "related follow-up",
+                     "other_value": "another value"}[item["relation"]]
+            parts.append(f"not a repeat of {item['run_id']} ({label}: {item['reason']})")
+    return "; ".join(parts) if method != "code" else "code fingerprint: " + "; ".join(parts)
+
+
+def _val_bpb(row):
+    metrics = row.get("metrics") or {}
+    return metrics.get("val_bpb") if isinstance(metrics, dict) else None
+
+
+def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
+           base_constants=None, config=None, champion_config=None):
+    """The contract's novelty_guard dict for ``idea`` against ``history``.
+
+    idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
+    or slim rows in ledger order (``novelty_features`` used when current).
+    ``config`` is the planned run's train.py fingerprint; ``champion_config`` the
+    champion's. Adds "explanation" (parsed changes, matched runs and why) and
+    "config_delta" (constant changes from the champion's config) to the contract's
+    fields.
+    """
+    eff = effective_threshold(threshold, mode)
+    family_eff = max(0.0, eff - FAMILY_BONUS)
+    family = (idea.get("family") or "").strip().lower()
+    if base_constants is None and champion_config:
+        base_constants = champion_config.get("constants")
+    parsed = intent.parse_changes(idea.get("description") or "", base_constants)
+    pf = _features(idea, parsed)
+    changes = [dict(c, source="description") for c in parsed]
+
+    config_delta = []
+    code_sha = None
+    cur_constants = None
+    if config:
+        code_sha = config.get("code_sha256")
+        cur_constants = config.get("constants") or {}
+        if champion_config:
+            config_delta = fingerprint.constant_delta(champion_config.get("constants") or {}, cur_constants)
+        described = {c["knob"] for c in changes}
+        for c in _config_changes(config_delta):
+            if c["knob"] not in described:
+                changes.append(dict(c, source="config"))
+    by_knob = {}
+    for c in changes:
+        by_knob[c["knob"]] = c
+    pf["_by_knob"] = by_knob
+    pf["_tokens"] = set(pf["tokens"])
+    pf["_context"] = set(pf["context"])
+    pf["_all"] = pf["_tokens"] | pf["_context"]
+    pf["_numbers"] = {t for t in pf["_tokens"] if t[0].isdigit()}
+    delta_names = [d["name"] for d in config_delta if d["new"] is not None]
+    delta_text = fingerprint.format_delta(config_delta)
+    wanted = [(n, cur_constants.get(n)) for n in delta_names]
+
+    memo_scores, memo_features = {}, {}
+    floor = min(family_eff, MENTION_SCORE) if family else min(eff, MENTION_SCORE)
+    # cheap exits: a run that changes only other knobs, or shares no word, cannot matter
+    probe_knobs = set(by_knob)
+    # a run must share a word of the description, tags or hypothesis (a shared family
+    # alone is what the family allowance is for, not evidence of the same idea)
+    probe_words = pf["_tokens"] | set(intent.lexical_tokens(idea.get("hypothesis") or ""))
+    matches = []   # (score, index, category, relation, reason)
+    nearby = []    # heap of (score, index, relation, reason) for informative non-matches
+    counts = {c: 0 for c in CATEGORIES}
+    informative = ("related", "opposite", "other_value", "mention")
+    overrides = _config_overrides(history, code_sha, cur_constants, wanted, delta_text)
+    feats = _history_features(history, memo_features)
+    for index in _candidates(feats, probe_knobs, probe_words, overrides):
+        row = history[index]
+        hit = overrides.get(index)
+        if hit is None:
+            rf = feats[index]
+            key = rf["sig"]
+            hit = memo_scores.get(key)
+            if hit is None:
+                hit = _compare(pf, rf, floor, explain=False)
+                memo_scores[key] = hit
+            if hit[0] < floor and hit[1] not in informative:
+                continue
+        score, relation, reason = hit
+        same_family = False
+        if family:
+            row_family = row.get("family")
+            if row_family:
+                same_family = row_family == family or row_family.strip().lower() == family
+        if relation in _NEVER_MATCH:
+            pass
+        elif score >= eff or (same_family and score >= family_eff):
+            category = _category(relation, score, row.get("status"), same_family)
+            counts[category] += 1
+            matches.append((score, index, category, relation, reason))
+        if relation in informative and not (matches and matches[-1][1] == index):
+            item = (score if relation != "opposite" else 0.5, index, relation, reason)
+            if len(nearby) < limit:
+                heapq.heappush(nearby, item)
+            elif item > nearby[0]:
+                heapq.heapreplace(nearby, item)
+
+    classification = next((c for c in CATEGORIES if counts[c]), "novel")
+    top = heapq.nlargest(max(0, limit), matches, key=lambda m: (m[0], m[1]))
+    top_matches = []
+    def spell(row, reason):
+        if reason is _BY_CONSTANTS:
+            return _constants_reason(row, cur_constants, delta_names)
+        if reason is None:
+            return _compare(pf, _row_features(row, memo_features))[2]
+        return reason
+
+    for score, index, category, relation, reason in top:
+        row = history[index]
+        reason = spell(row, reason)
+        top_matches.append({
+            "category": category, "score": round(score, 4), "run_id": row.get("run_id"),
+            "commit": row.get("commit"), "status": row.get("status"), "val_bpb": _val_bpb(row),
+            "description": row.get("description"), "family": row.get("family") or "",
+            "relation": relation, "reason": reason,
+        })
+    nearby_list = []
+    for score, index, relation, reason in sorted(nearby, reverse=True, key=lambda n: (n[0], n[1])):
+        row = history[index]
+        reason = spell(row, reason)
+        nearby_list.append({"run_id": row.get("run_id"), "status": row.get("status"),
+                            "description": row.get("description"), "relation": relation,
+                            "reason": reason})
+    method = "code" if any(m["relation"] in ("code", "same_delta") for m in top_matches) else (
+        "parsed" if changes else "text")
+    explanation = {
+        "text": _explanation_text(method, changes, top_matches, nearby_list),
+        "method": method,
+        "changes": changes,
+        "summary": "; ".join(format_change(c) for c in changes) or "no known knob recognised",
+        "matches": [{"run_id": m["run_id"], "relation": m["relation"], "score": m["score"],
+                     "reason": m["reason"]} for m in top_matches],
+        "nearby": nearby_list,
+    }
+    return {
+        "classification": classification,
+        "probe_text": probe_text(idea),
+        "threshold": threshold,
+        "match_count": len(matches),
+        "counts": counts,
+        "top_matches": top_matches,
+        "mode": mode,
+        "effective_threshold": eff,
+        "policy": policy(classification, mode),
+        "explanation": explanation,
+        "config_delta": config_delta,
+    }

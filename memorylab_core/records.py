@@ -1,0 +1,305 @@
+"""Building and validating one run record: inputs, metrics, crash summaries, time.
+
+Everything here either returns a value or raises `InputError` with a one-line
+message; nothing is written. The record's schema is in docs/memorylab_api.md.
+"""
+
+import json
+import os
+import re
+
+from . import SCHEMA_VERSION
+
+METRIC_FIELDS = ("val_bpb", "training_seconds", "total_seconds", "peak_vram_mb",
+                 "mfu_percent", "total_tokens_M", "num_steps", "num_params_M", "depth")
+INTEGER_METRICS = ("num_steps", "depth")
+REQUIRED_FOR_RESULT = ("val_bpb", "peak_vram_mb")
+PROVENANCE_FIELDS = ("started_at_utc", "finished_at_utc", "device", "torch_version",
+                     "time_budget_s", "max_seq_len", "eval_tokens", "seed",
+                     "train_py_sha256", "prepare_py_sha256", "summary_schema_version")
+STATUSES = ("keep", "discard", "crash")
+DEFAULT_FAMILY = "general"
+NO_COMMIT = "0000000"  # the commit of a run logged outside git
+TAIL_BYTES = 64 * 1024
+TAIL_LINES = 20
+TAIL_LINE_CHARS = 400
+# A sidecar is written just before the process exits and flushes its stdout into
+# the log, so a fresh summary can be a little older than its log; a stale one (left
+# by an earlier run) is older by at least a whole run.
+STALE_SUMMARY_SLACK_S = 2.0
+
+_METRIC_LINE = re.compile(r"^\s*(" + "|".join(METRIC_FIELDS) + r"):\s*(\S+)\s*$")
+_ERROR_LINE = re.compile(r"(\b\w*(Error|Exception)\b|out of memory|Traceback|Killed|"
+                         r"\bFAIL|\berror\b)", re.IGNORECASE)
+_TAG_SPLIT = re.compile(r"[,\s]+")
+
+
+class InputError(ValueError):
+    """A bad command input; its message is one line, shown as `error: <message>`."""
+
+
+# ---------------------------------------------------------------- time
+
+def parse_utc(text):
+    """A datetime (UTC) from 'YYYY-MM-DDTHH:MM:SSZ' or any ISO 8601 time with an
+    offset; None when unparseable."""
+    from datetime import datetime, timezone
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def now_utc(env=None):
+    """Now as 'YYYY-MM-DDTHH:MM:SSZ': $MEMORYLAB_NOW when set (tests), else the clock."""
+    from datetime import datetime, timezone
+    env = os.environ if env is None else env
+    injected = env.get("MEMORYLAB_NOW")
+    moment = datetime.now(timezone.utc)
+    if injected:
+        moment = parse_utc(injected)
+        if moment is None:
+            raise InputError(f"MEMORYLAB_NOW is not an ISO 8601 UTC time: {injected!r}")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compact_stamp(iso, plus_seconds=0):
+    """'2026-01-01T00:00:00Z' (+ seconds) -> '20260101T000000Z' (run ids, report names)."""
+    from datetime import timedelta
+    moment = parse_utc(iso) + timedelta(seconds=plus_seconds)
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+# ---------------------------------------------------------------- options
+
+def check_threshold(value):
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"--threshold must be within [0, 1], got {value:g}")
+    return value
+
+
+def check_since_hours(value):
+    if not value > 0:
+        raise InputError(f"--since-hours must be > 0, got {value:g}")
+    return value
+
+
+def check_description(text):
+    if not text or not text.strip():
+        raise InputError("--description must not be empty")
+    return text.strip()
+
+
+def check_file(path, flag):
+    if not os.path.isfile(path):
+        raise InputError(f"{flag} file not found: {path}")
+    return path
+
+
+def parse_tags(text):
+    """'LR, Warmup' -> ['lr', 'warmup'] (lower-case tokens, order kept, no repeats)."""
+    tags = []
+    for token in _TAG_SPLIT.split((text or "").lower()):
+        if token and token not in tags:
+            tags.append(token)
+    return tags
+
+
+def idea_of(description, hypothesis=None, family=None, tags=()):
+    """The planned idea as novelty.assess takes it."""
+    return {"description": description, "hypothesis": hypothesis or "",
+            "family": family or DEFAULT_FAMILY, "tags": list(tags)}
+
+
+# ---------------------------------------------------------------- metrics
+
+def checked_metric(name, value, source):
+    """A metric as stored: a finite float (int for num_steps/depth) or None.
+    Raises InputError naming the field for strings, booleans, NaN and infinities."""
+    from .store import finite_number
+    if value is None:
+        return None
+    if not finite_number(value):
+        raise InputError(f"{source}: metric {name} must be a finite number, got {value!r}")
+    if name in INTEGER_METRICS:
+        if value != int(value):
+            raise InputError(f"{source}: metric {name} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def read_summary(path):
+    """The sidecar JSON object at `path` (InputError when unreadable or not an object)."""
+    try:
+        with open(path, "rb") as f:
+            summary = json.loads(f.read())
+    except ValueError as exc:
+        raise InputError(f"--summary {path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"--summary {path} cannot be read: {exc.strerror}") from None
+    if not isinstance(summary, dict):
+        raise InputError(f"--summary {path} must hold a JSON object")
+    return summary
+
+
+def metrics_from_summary(summary, path):
+    return {name: checked_metric(name, summary.get(name), f"--summary {path}")
+            for name in METRIC_FIELDS}
+
+
+def read_tail(path, max_bytes=TAIL_BYTES):
+    """The last `max_bytes` of a (possibly huge, possibly not UTF-8) log as text:
+    seeks to the end, never reads the whole file; bad bytes become U+FFFD."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    if size > max_bytes:
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else data
+    return data.decode("utf-8", errors="replace")
+
+
+def tail_lines(text, count=TAIL_LINES):
+    """Last `count` non-empty lines; progress lines rewritten with '\\r' count as lines."""
+    lines = [line.rstrip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    return [line if len(line) <= TAIL_LINE_CHARS else line[:TAIL_LINE_CHARS] + "..."
+            for line in lines[-count:]]
+
+
+def metrics_from_log(text, path):
+    """Metrics from the `key: value` summary lines of a log tail (last one wins)."""
+    found = {}
+    for line in re.split(r"[\r\n]+", text):
+        match = _METRIC_LINE.match(line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    metrics = {}
+    for name in METRIC_FIELDS:
+        raw = found.get(name)
+        if raw is None:
+            metrics[name] = None
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InputError(f"--log {path}: metric {name} must be a finite number, "
+                             f"got {raw!r}") from None
+        metrics[name] = checked_metric(name, value, f"--log {path}")
+    return metrics
+
+
+def crash_error(error_text, lines):
+    """The record's `error` of a crash: {summary, tail, source}. The summary is
+    --error when given, else the last line of the log that looks like an error,
+    else its last line; source says which ("argument", "log" or "none")."""
+    if error_text and error_text.strip():
+        summary, source = " ".join(error_text.split()), "argument"
+    elif lines:
+        candidates = [line for line in lines if _ERROR_LINE.search(line)]
+        summary, source = (candidates or lines)[-1].strip(), "log"
+    else:
+        summary, source = "crash (no --error or --log given)", "none"
+    return {"summary": summary, "tail": list(lines), "source": source}
+
+
+# ---------------------------------------------------------------- sidecar metadata
+
+def provenance_from_summary(summary):
+    """The sidecar's provenance (nested under "provenance" or at top level)."""
+    if not summary:
+        return {}
+    nested = summary.get("provenance")
+    source = nested if isinstance(nested, dict) else summary
+    provenance = {key: source[key] for key in PROVENANCE_FIELDS if key in source}
+    if "summary_schema_version" not in provenance and "schema_version" in summary:
+        provenance["summary_schema_version"] = summary["schema_version"]
+    return provenance
+
+
+def hyperparameters_from_summary(summary):
+    value = (summary or {}).get("hyperparameters")
+    return value if isinstance(value, dict) else {}
+
+
+# ---------------------------------------------------------------- the draft record
+
+def gather_inputs(*, status, summary_path=None, log_path=None, error_text=None):
+    """Read and validate the run's files. Returns {metrics, error, summary (the
+    sidecar dict or None)}; raises InputError (nothing is written before this
+    passes)."""
+    if status not in STATUSES:
+        raise InputError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if summary_path:
+        check_file(summary_path, "--summary")
+    if log_path:
+        check_file(log_path, "--log")
+    if summary_path and log_path and \
+            os.path.getmtime(summary_path) + STALE_SUMMARY_SLACK_S < os.path.getmtime(log_path):
+        raise InputError(f"--summary {summary_path} is older than --log {log_path}: "
+                         "a stale sidecar from an earlier run? (a crash writes none)")
+    summary = read_summary(summary_path) if summary_path else None
+    text = read_tail(log_path) if log_path else ""
+    if summary is not None:
+        metrics = metrics_from_summary(summary, summary_path)
+    elif log_path:
+        metrics = metrics_from_log(text, log_path)
+    else:
+        metrics = {name: None for name in METRIC_FIELDS}
+    if status == "crash":
+        metrics["val_bpb"] = None
+        error = crash_error(error_text, tail_lines(text))
+    else:
+        missing = [name for name in REQUIRED_FOR_RESULT if metrics.get(name) is None]
+        if missing:
+            where = "--summary" if summary is not None else "--log" if log_path else \
+                "no --summary or --log given"
+            raise InputError(f"status {status} needs {' and '.join(missing)} ({where})")
+        error = None
+    return {"metrics": metrics, "error": error, "summary": summary}
+
+
+def draft_record(*, now, git, description, status, inputs, family=None, hypothesis=None,
+                 tags=(), notes=None, config=None):
+    """Every record field known before history is consulted (no run_id,
+    novelty_guard, decision_packet or artifacts yet)."""
+    git = git or {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": None,
+        "timestamp_utc": now,
+        "branch": git.get("branch"),
+        "commit": git.get("commit") or NO_COMMIT,
+        "parent_commit": git.get("parent_commit"),
+        "family": family or DEFAULT_FAMILY,
+        "status": status,
+        "description": description,
+        "hypothesis": hypothesis or "",
+        "tags": list(tags),
+        "notes": notes or "",
+        "metrics": inputs["metrics"],
+        "error": inputs["error"],
+        "artifacts": {},
+        "novelty_guard": None,
+        "decision_packet": None,
+        "provenance": provenance_from_summary(inputs["summary"]),
+        "hyperparameters": hyperparameters_from_summary(inputs["summary"]),
+        "config": config,
+        "novelty_features": None,
+        "imported": None,
+    }
+
+
+def unique_run_id(now, commit, is_taken):
+    """`YYYYMMDDTHHMMSSZ-<commit>` from `now`; when taken (another run in the same
+    second on the same commit), the id's seconds are bumped until it is free. The
+    record's timestamp_utc stays the real time."""
+    bump = 0
+    while True:
+        run_id = f"{compact_stamp(now, bump)}-{commit}"
+        if not is_taken(run_id):
+            return run_id
+        bump += 1

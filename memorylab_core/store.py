@@ -1,0 +1,669 @@
+"""Persistence: every file MemoryLab reads or writes, under one root directory.
+
+- The ledger (results/memorylab/experiments.jsonl) is the source of truth: one
+  JSON object per line, append-only. Reading is tolerant (a bad line is reported
+  with its line number, never dropped or rewritten); writing is strict (one
+  complete line, flushed and fsynced, starting on a new line after a torn tail).
+- Writers hold an exclusive fcntl lock on results/memorylab/.lock for a whole
+  transaction; readers hold it shared, so they never see half an append.
+- Every other file is derived and written atomically (temp file + rename):
+  the registry, reports, decision packets, the slim-row index; results.tsv is
+  append-only like the ledger.
+- A log is one transaction (`commit_run`) whose commit point is the ledger
+  append. A journal written just before it lets the next writer finish
+  (results.tsv row, registry) or roll back (archive) a transaction that was
+  killed half-way; see `recover`.
+- The slim-row index (results/memorylab/index/) caches the ledger's rows without
+  their heavy fields so that 100k runs load in a fraction of a second. It records
+  how far into the ledger it is valid, is extended from the ledger's tail, rebuilt
+  when it does not match, and can always be deleted.
+"""
+
+import json
+import math
+import os
+import sys
+from contextlib import contextmanager
+
+from . import gitinfo
+
+LAB_DIR = os.path.join("results", "memorylab")
+LEDGER = "experiments.jsonl"
+REGISTRY = "champion_challenger.json"
+TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+STAGING = ".staging"
+INDEX_FORMAT = 1
+SEGMENT_ROWS = 4096
+SIGNATURE_BYTES = 4096
+INTERN_CHARS = 40
+
+TEXT_FIELDS = ("run_id", "timestamp_utc", "branch", "commit", "parent_commit", "family",
+               "status", "description", "hypothesis")
+PACKET_FIELDS = ("next_action", "priority", "summary")
+
+
+def find_root(root=None, env=None, cwd=None):
+    """The store root: `root` (--root), else $MEMORYLAB_ROOT, else the git work tree
+    of `cwd`, else `cwd`."""
+    env = os.environ if env is None else env
+    chosen = root or env.get("MEMORYLAB_ROOT")
+    if chosen:
+        return os.path.abspath(chosen)
+    cwd = os.path.abspath(cwd or os.getcwd())
+    return gitinfo.work_tree(cwd) or cwd
+
+
+def finite_number(value):
+    """True for an int or float that is finite (booleans are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def write_atomic(path, data, durable=True):
+    """Write bytes or text to `path` via a temp file in the same folder + rename,
+    so a reader sees the old file or the new one, never half of one. `durable`
+    fsyncs the data first (skipped for caches that can be rebuilt)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def to_json(obj, indent=2):
+    """JSON text of a record-like object; NaN/inf are refused (never invalid JSON)."""
+    return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _append_line(path, text):
+    """Append one complete line with a single write, then fsync. A file whose last
+    byte is not a newline (a torn tail) first gets one, so the new line is never
+    glued to the fragment."""
+    data = text.encode("utf-8") + b"\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return size
+
+
+def _clean_text(value):
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _clean_tags(value):
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [t.strip() if isinstance(t, str) else str(t) for t in value if t is not None]
+
+
+def slim_row(record, line, shared=None):
+    """The index row of a ledger record: the fields pure logic may use (design.md),
+    with odd types normalised (non-numeric or non-finite metrics become None), plus
+    `_line`, the ledger line number. `shared` interns identical sub-dicts."""
+    row = {key: _clean_text(record.get(key)) for key in TEXT_FIELDS}
+    row["tags"] = _clean_tags(record.get("tags"))
+    metrics = record.get("metrics")
+    row["metrics"] = {k: (v if finite_number(v) else None) for k, v in metrics.items()} \
+        if isinstance(metrics, dict) else {}
+    for key in ("provenance", "config", "novelty_features", "imported"):
+        value = record.get(key)
+        row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
+    config = row["config"]
+    if config is not None:
+        row["config"] = {"constants": config.get("constants") if isinstance(
+            config.get("constants"), dict) else {}, "code_sha256": config.get("code_sha256")}
+    if shared is not None:
+        for key in ("provenance", "config"):
+            if row[key]:
+                token = key + json.dumps(row[key], sort_keys=True, default=str)
+                row[key] = shared.setdefault(token, row[key])
+    packet = record.get("decision_packet")
+    row["decision_packet"] = {k: packet.get(k) for k in PACKET_FIELDS} \
+        if isinstance(packet, dict) else None
+    error = record.get("error")
+    if isinstance(error, dict):
+        row["error"] = {"summary": _clean_text(error.get("summary"))}
+    else:
+        row["error"] = {"summary": error} if isinstance(error, str) and error else None
+    row["_line"] = line
+    return row
+
+
+def tsv_row(record):
+    """The results.tsv line (no newline) of a record: upstream's five columns."""
+    metrics = record.get("metrics") or {}
+    bpb, vram = metrics.get("val_bpb"), metrics.get("peak_vram_mb")
+    crash = record.get("status") == "crash"
+    bpb_text = f"{bpb:.6f}" if finite_number(bpb) and not crash else "0.000000"
+    mem_text = f"{vram / 1024:.1f}" if finite_number(vram) and not crash else "0.0"
+    description = " ".join(str(record.get("description") or "").split())
+    return "\t".join([str(record.get("commit") or ""), bpb_text, mem_text,
+                      str(record.get("status") or ""), description])
+
+
+class Store:
+    """One MemoryLab store rooted at a directory; every path comes from here.
+
+    `enrich(row)` (optional) fills derived fields of a slim row that the ledger
+    record lacks (novelty features of an earlier fork's record); `enrich_version`
+    names its behaviour, and the index is rebuilt when it changes.
+    """
+
+    def __init__(self, root, enrich=None, enrich_version=None):
+        self.root = os.path.abspath(root)
+        self.lab_dir = os.path.join(self.root, LAB_DIR)
+        self.ledger_path = os.path.join(self.lab_dir, LEDGER)
+        self.registry_path = os.path.join(self.lab_dir, REGISTRY)
+        self.reports_dir = os.path.join(self.lab_dir, "reports")
+        self.runs_dir = os.path.join(self.lab_dir, "runs")
+        self.staging_dir = os.path.join(self.runs_dir, STAGING)
+        self.index_dir = os.path.join(self.lab_dir, "index")
+        self.lock_path = os.path.join(self.lab_dir, ".lock")
+        self.journal_path = os.path.join(self.lab_dir, ".pending.json")
+        self.tsv_path = os.path.join(self.root, "results.tsv")
+        self.enrich = enrich
+        self.enrich_version = enrich_version
+        self._rows = None        # rows as last read, with the index state below
+        self._state = None
+        self._exclusive = False
+
+    # ---------------------------------------------------------------- paths
+    def relpath(self, path):
+        return os.path.relpath(path, self.root)
+
+    def run_dir(self, run_id):
+        return os.path.join(self.runs_dir, run_id)
+
+    def initialized(self):
+        return os.path.exists(self.ledger_path)
+
+    # ---------------------------------------------------------------- locking
+    @contextmanager
+    def lock(self, exclusive=True):
+        """Hold the store lock (exclusive for writers, shared for readers). A reader
+        of a store that does not exist yet creates nothing."""
+        import fcntl
+        if not exclusive and not os.path.isdir(self.lab_dir):
+            yield self
+            return
+        os.makedirs(self.lab_dir, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            self._exclusive = exclusive
+            if exclusive:
+                self.recover()
+            yield self
+        finally:
+            self._exclusive = False
+            os.close(fd)  # closing releases the flock
+
+    # ---------------------------------------------------------------- init
+    def ensure_layout(self):
+        """Create the folders, an empty ledger and results.tsv with its header when
+        missing."""
+        for folder in (self.lab_dir, self.reports_dir, self.runs_dir):
+            os.makedirs(folder, exist_ok=True)
+        if not os.path.exists(self.ledger_path):
+            with open(self.ledger_path, "ab"):
+                pass
+        if not os.path.exists(self.tsv_path) or os.path.getsize(self.tsv_path) == 0:
+            write_atomic(self.tsv_path, TSV_HEADER)
+
+    # ---------------------------------------------------------------- reading
+    def read_rows(self):
+        """(rows, bad): slim rows of every parseable ledger record in ledger order
+        (a new list; the row dicts are shared, do not mutate them), and
+        [(line_number, message)] for lines that are not. Uses and maintains the
+        index; a missing ledger reads as empty."""
+        try:
+            st = os.stat(self.ledger_path)
+        except FileNotFoundError:
+            self._rows, self._state = [], None
+            return [], []
+        state, rows = self._state, self._rows
+        if state is None or not self._state_matches(state, st):
+            state, rows = self._load_index(st)
+        if state is None:
+            state, rows = self._empty_state(st), []
+        torn = self._extend(state, rows, st)
+        self._state, self._rows = state, rows
+        return list(rows), list(state["bad"]) + torn
+
+    def read_records(self):
+        """(records, bad): the full ledger records (slow path: parses every line)."""
+        records, bad = [], []
+        try:
+            f = open(self.ledger_path, "rb")
+        except FileNotFoundError:
+            return [], []
+        with f:
+            for number, line in enumerate(f, 1):
+                record, problem = _parse_line(line, at_end=not line.endswith(b"\n"))
+                if problem:
+                    bad.append((number, problem))
+                elif record is not None:
+                    records.append(record)
+        return records, bad
+
+    def _empty_state(self, st):
+        return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
+                "dev": st.st_dev, "ino": st.st_ino, "offset": 0, "lines": 0,
+                "head": "", "tail": "", "segments": [], "bad": []}
+
+    def _state_matches(self, state, st):
+        if (state.get("format"), state.get("python"), state.get("enrich")) != \
+                (INDEX_FORMAT, _python_tag(), self.enrich_version):
+            return False
+        if (state.get("dev"), state.get("ino")) != (st.st_dev, st.st_ino) or \
+                st.st_size < state.get("offset", 0):
+            return False
+        return _signatures(self.ledger_path, state["offset"]) == (state["head"], state["tail"])
+
+    def _load_index(self, st):
+        """The persisted index if it still describes this ledger, else (None, None)."""
+        import marshal
+        try:
+            with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
+                state = json.loads(f.read())
+            if not self._state_matches(state, st):
+                return None, None
+            rows = []
+            with _gc_paused():
+                for number, count in enumerate(state["segments"]):
+                    with open(self._segment_path(number), "rb") as f:
+                        part = marshal.loads(f.read())
+                    if len(part) < count:
+                        return None, None
+                    rows.extend(part[:count] if len(part) > count else part)
+            state["bad"] = [tuple(b) for b in state["bad"]]
+            return state, rows
+        except (OSError, ValueError, EOFError, TypeError, KeyError, AttributeError):
+            return None, None
+
+    def _extend(self, state, rows, st):
+        """Parse the ledger past state["offset"]: append rows, note bad lines, move
+        the offset to the end of the last complete line. Returns the warning for a
+        torn last line (which is not consumed: it may still be completed)."""
+        if st.st_size == state["offset"]:
+            return []
+        with open(self.ledger_path, "rb") as f:
+            f.seek(state["offset"])
+            data = f.read()
+        cut = data.rfind(b"\n") + 1
+        torn = []
+        fragment = data[cut:]
+        line = state["lines"]
+        if fragment.strip():
+            torn = [(line + data[:cut].count(b"\n") + 1,
+                     "incomplete last line (no newline at end of file); left as is")]
+        if not cut:
+            return torn
+        first_new = len(rows)
+        shared = {}
+        with _gc_paused():
+            for raw in data[:cut].split(b"\n")[:-1]:
+                line += 1
+                record, problem = _parse_line(raw)
+                if problem:
+                    state["bad"].append((line, problem))
+                elif record is not None:
+                    row = slim_row(record, line, shared)
+                    if self.enrich:
+                        self.enrich(row)
+                    rows.append(_interned(row))
+        state["offset"] += cut
+        state["lines"] = line
+        state["head"], state["tail"] = _signatures(self.ledger_path, state["offset"])
+        self._persist_index(state, rows, first_new)
+        return torn
+
+    def _segment_path(self, number):
+        return os.path.join(self.index_dir, f"rows-{number:05d}.marshal")
+
+    def _persist_index(self, state, rows, first_new):
+        """Write the segments touched by rows[first_new:], then meta.json. Skipped
+        (the cache just stays behind) when another process is writing it."""
+        import fcntl
+        import marshal
+        try:
+            os.makedirs(self.index_dir, exist_ok=True)
+            fd = os.open(os.path.join(self.index_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return
+            start = first_new // SEGMENT_ROWS
+            if first_new == 0 or len(state["segments"]) < start:
+                start = 0
+            segments = state["segments"][:start]
+            for number in range(start, (len(rows) + SEGMENT_ROWS - 1) // SEGMENT_ROWS):
+                part = rows[number * SEGMENT_ROWS:(number + 1) * SEGMENT_ROWS]
+                write_atomic(self._segment_path(number), marshal.dumps(part), durable=False)
+                segments.append(len(part))
+            state["segments"] = segments
+            meta = dict(state, bad=[list(b) for b in state["bad"]])
+            write_atomic(os.path.join(self.index_dir, "meta.json"), json.dumps(meta),
+                         durable=False)
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(fd)
+
+    # ---------------------------------------------------------------- writing
+    def taken(self, run_id, known_ids):
+        return run_id in known_ids or os.path.exists(self.run_dir(run_id))
+
+    def stage_archive(self, copies):
+        """Create a private staging folder under runs/.staging and stream-copy
+        {name: source path} into it (outside the lock: logs may be huge).
+        Returns the folder; `commit_run` renames it to runs/<run_id>."""
+        import shutil
+        os.makedirs(self.staging_dir, exist_ok=True)
+        folder = os.path.join(self.staging_dir, f"{os.getpid()}-{os.urandom(4).hex()}")
+        os.makedirs(folder)
+        for name, source in copies.items():
+            shutil.copyfile(source, os.path.join(folder, name))
+        return folder
+
+    def write_file(self, path, data):
+        write_atomic(path, data)
+
+    def commit_run(self, record, staged, registry):
+        """Land one run (caller holds the exclusive lock): journal, archive rename,
+        ledger append (the commit point), results.tsv row, registry, index.
+        `staged` is a staging folder from `stage_archive` or None."""
+        assert self._exclusive, "commit_run needs the exclusive lock"
+        run_id = record["run_id"]
+        line = to_json(record, indent=None)
+        journal = {"run_id": run_id, "archive": bool(staged),
+                   "ledger_size": _size(self.ledger_path), "tsv_size": _size(self.tsv_path)}
+        write_atomic(self.journal_path, json.dumps(journal))
+        if staged:
+            os.rename(staged, self.run_dir(run_id))
+        _append_line(self.ledger_path, line)
+        self._append_tsv(record)
+        self.write_registry(registry)
+        os.unlink(self.journal_path)
+        self.read_rows()  # extend the index by the new line
+
+    def _append_tsv(self, record):
+        if not os.path.exists(self.tsv_path) or os.path.getsize(self.tsv_path) == 0:
+            write_atomic(self.tsv_path, TSV_HEADER)
+        _append_line(self.tsv_path, tsv_row(record))
+
+    def write_registry(self, registry):
+        """Rewrite the registry (caller holds the exclusive lock)."""
+        os.makedirs(self.lab_dir, exist_ok=True)
+        write_atomic(self.registry_path, to_json(registry) + "\n")
+
+    def fresh_registry(self, run_count):
+        """The registry file's content when it describes the ledger as it is now, so
+        it need not be rebuilt; else None. Every writer rewrites the registry after
+        touching the ledger, so it is fresh when it is not older than the ledger and
+        counts `run_count` experiments (the rows just read)."""
+        try:
+            if os.stat(self.registry_path).st_mtime_ns < os.stat(self.ledger_path).st_mtime_ns:
+                return None
+            with open(self.registry_path, "rb") as f:
+                registry = json.loads(f.read())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(registry, dict) or registry.get("experiments") != run_count:
+            return None
+        return registry
+
+    def recover(self):
+        """Finish or roll back a log transaction that was killed (caller holds the
+        exclusive lock). Returns None, "rolled_back" or "completed"; after
+        "completed" the registry is stale (older than the ledger's last append), so
+        the next writer or report rebuilds it.
+
+        Rolled back: the ledger does not hold the run, so its archive folder is
+        removed. Completed: the ledger holds it, so results.tsv is cut back to its
+        size before the transaction (dropping a half-written row) and the row is
+        appended. Staging folders of dead processes are removed either way."""
+        self._clean_staging()
+        try:
+            with open(self.journal_path, "rb") as f:
+                journal = json.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            os.unlink(self.journal_path)
+            return None
+        record = self._find_after(journal["ledger_size"], journal["run_id"])
+        if record is None:
+            if journal.get("archive"):
+                import shutil
+                shutil.rmtree(self.run_dir(journal["run_id"]), ignore_errors=True)
+            outcome = "rolled_back"
+        else:
+            tsv_size = journal.get("tsv_size") or 0
+            if _size(self.tsv_path) not in (None, tsv_size):
+                with open(self.tsv_path, "r+b") as f:
+                    f.truncate(tsv_size)
+            self._append_tsv(record)
+            outcome = "completed"
+        os.unlink(self.journal_path)
+        return outcome
+
+    def _find_after(self, offset, run_id):
+        try:
+            with open(self.ledger_path, "rb") as f:
+                f.seek(offset or 0)
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        for raw in data.split(b"\n"):
+            record, _ = _parse_line(raw)
+            if record is not None and record.get("run_id") == run_id:
+                return record
+        return None
+
+    def _clean_staging(self):
+        import shutil
+        try:
+            names = os.listdir(self.staging_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            pid = name.split("-", 1)[0]
+            if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+                continue
+            shutil.rmtree(os.path.join(self.staging_dir, name), ignore_errors=True)
+
+    def write_report(self, markdown, stamp, output=None, extra=None):
+        """Write the morning report: to `output` only when given, else
+        reports/latest.md, reports/<stamp>.md and the `extra` {name: text} files
+        (latest.json, latest.html) beside them. Returns the paths written."""
+        if output:
+            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+            write_atomic(output, markdown)
+            return [os.path.abspath(output)]
+        os.makedirs(self.reports_dir, exist_ok=True)
+        written = []
+        for name, text in [("latest.md", markdown), (f"{stamp}.md", markdown),
+                           *sorted((extra or {}).items())]:
+            path = os.path.join(self.reports_dir, name)
+            write_atomic(path, text)
+            written.append(path)
+        return written
+
+
+def _interned(value):
+    """`value` with its dict keys and short strings interned: marshal then writes
+    each repeated string once and loading the index is ~2x faster."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: _interned(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interned(v) for v in value]
+    if isinstance(value, str) and len(value) <= INTERN_CHARS:
+        return sys.intern(value)
+    return value
+
+
+def _parse_line(raw, at_end=False):
+    """(record, problem) for one ledger line; (None, None) for a blank line."""
+    if not raw.strip():
+        return None, None
+    if at_end:
+        return None, "incomplete last line (no newline at end of file); left as is"
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:
+        return None, f"not valid JSON ({_short(exc)}); line kept, not used"
+    if not isinstance(record, dict):
+        return None, "not a JSON object; line kept, not used"
+    return record, None
+
+
+def _short(exc):
+    text = str(exc)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _python_tag():
+    import marshal
+    return f"{sys.version_info[0]}.{sys.version_info[1]}/{marshal.version}"
+
+
+def _signatures(path, offset):
+    """Hashes of the first and last SIGNATURE_BYTES before `offset`: cheap evidence
+    that the ledger's indexed part is unchanged."""
+    import hashlib
+    if offset <= 0:
+        return "", ""
+    with open(path, "rb") as f:
+        head = f.read(min(offset, SIGNATURE_BYTES))
+        f.seek(max(0, offset - SIGNATURE_BYTES))
+        tail = f.read(min(offset, SIGNATURE_BYTES))
+    return hashlib.sha1(head).hexdigest(), hashlib.sha1(tail).hexdigest()
+
+
+@contextmanager
+def _gc_paused():
+    """Building many small dicts triggers needless cyclic-GC passes (5-10x slower);
+    afterwards the rows are frozen out of the collector's sight: they hold no
+    cycles, and a full pass over 100k rows would cost ~0.4 s."""
+    import gc
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+# ---------------------------------------------------------------- doctor, show (H5)
+# Primitives for `doctor --repair` and `show`/`compare`; the logic is in doctor.py
+# and queries.py.
+
+QUARANTINE = "experiments.quarantine.jsonl"
+
+
+def quarantine_path(store):
+    return os.path.join(store.lab_dir, QUARANTINE)
+
+
+def ledger_lines(store):
+    """[(line number, raw bytes without the newline, record or None, problem or None)]
+    for every non-blank ledger line, parsed as `read_records` does, except that a last
+    line without its newline that is a whole JSON object comes with both its record
+    and the problem (the readers skip it; a repair can keep it)."""
+    try:
+        with open(store.ledger_path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    torn = bool(lines[-1].strip())  # no newline after the last line
+    out = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        record, problem = _parse_line(raw)
+        if torn and number == len(lines):
+            problem = _parse_line(raw, at_end=True)[1] + \
+                ("" if problem else " (a whole record: doctor --repair keeps it)")
+        out.append((number, raw, record, problem))
+    return out
+
+
+def rewrite_ledger(store, kept, quarantined):
+    """Replace the ledger by the raw lines `kept`, after appending the raw lines
+    `quarantined` verbatim to the quarantine file beside it (caller holds the
+    exclusive lock). Killed in between, a bad line is in both files: nothing lost."""
+    assert store._exclusive, "rewrite_ledger needs the exclusive lock"
+    if quarantined:
+        with open(quarantine_path(store), "ab") as f:
+            f.write(b"".join(raw + b"\n" for raw in quarantined))
+            f.flush()
+            os.fsync(f.fileno())
+    write_atomic(store.ledger_path, b"".join(raw + b"\n" for raw in kept))
+    store._rows = store._state = None  # the index no longer describes the ledger
+
+
+def records_at(store, numbers):
+    """{line number: record} for the given ledger line numbers (the `_line` of slim
+    rows); only those lines are parsed. Lines that are not a record are left out."""
+    wanted, found = set(numbers), {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    with open(store.ledger_path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if number in wanted:
+                record, _ = _parse_line(raw)
+                if record is not None:
+                    found[number] = record
+            if number >= last:
+                break
+    return found

@@ -1,0 +1,405 @@
+"""Read-only views over the ledger: show, list, compare and brief.
+
+Every function here is pure: it takes ledger rows (full records or the store's slim
+rows, in ledger order) and plain values such as ``now``, and returns JSON-compatible
+dicts. The ``format_*`` functions turn those dicts into the CLI's text output.
+Filesystem and git access (archived files, train.py diffs) live in queries.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from .fingerprint import constant_delta
+from .records import METRIC_FIELDS, STATUSES
+from .registry import metric, run_entry, text_of
+
+
+class RunNotFound(LookupError):
+    """A run reference matched no run, or more than one."""
+
+
+def parse_utc(text) -> datetime | None:
+    """Parse 'YYYY-MM-DDTHH:MM:SS[.fff]Z' (or with an offset); None when unparseable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def format_utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest_first(rows):
+    """Rows sorted newest first: by timestamp, ties (and bad timestamps) by ledger order."""
+    keyed = [(text_of(row, "timestamp_utc"), index) for index, row in enumerate(rows)]
+    keyed.sort(reverse=True)
+    return [rows[index] for _, index in keyed]
+
+
+# ---------------------------------------------------------------- show
+
+def resolve_run(rows, ref: str, *, champion_id: str | None = None) -> dict:
+    """The one run that ``ref`` names: a run id, a unique run-id prefix, a unique commit
+    prefix, or ``champion``. Raises RunNotFound with a one-line message otherwise."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise RunNotFound("empty run reference")
+    if ref == "champion":
+        if not champion_id:
+            raise RunNotFound("no champion yet")
+        ref = champion_id
+    exact = [row for row in rows if row.get("run_id") == ref]
+    if exact:
+        return exact[-1]
+    for field in ("run_id", "commit"):
+        matches = [row for row in rows if text_of(row, field).startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(text_of(row, "run_id") for row in matches[:5])
+            more = "" if len(matches) <= 5 else f" and {len(matches) - 5} more"
+            raise RunNotFound(f"run reference {ref!r} is ambiguous: {ids}{more}")
+    raise RunNotFound(f"no run matches {ref!r}")
+
+
+def artifact_paths(record: dict) -> list[str]:
+    """The archive paths a record lists (``artifacts`` as a dict of paths, or a list)."""
+    artifacts = record.get("artifacts")
+    paths = artifacts.values() if isinstance(artifacts, dict) else \
+        artifacts if isinstance(artifacts, list) else []
+    return [path for path in paths if isinstance(path, str) and path]
+
+
+# ---------------------------------------------------------------- list
+
+def filter_runs(rows, *, status=None, family=None, tag=None, since_hours=None,
+                now=None) -> list[dict]:
+    """Rows matching every given filter, newest first.
+
+    ``status`` is one status or a comma-separated list; ``tag`` must be among the
+    run's tags; ``since_hours`` keeps runs stamped at or after ``now`` minus that many
+    hours (``now`` an ISO string or datetime)."""
+    statuses = None
+    if status:
+        statuses = {part.strip() for part in status.split(",") if part.strip()}
+    cutoff = None
+    if since_hours is not None:
+        now_dt = now if isinstance(now, datetime) else parse_utc(now)
+        if now_dt is None:
+            raise ValueError("since_hours needs a valid now")
+        cutoff = now_dt - timedelta(hours=since_hours)
+    tag = tag.strip().lower() if tag else None
+    selected = []
+    for row in rows:
+        if statuses is not None and row.get("status") not in statuses:
+            continue
+        if family and row.get("family") != family:
+            continue
+        if tag:
+            tags = row.get("tags")
+            if not isinstance(tags, list) or tag not in tags:
+                continue
+        if cutoff is not None:
+            stamp = parse_utc(row.get("timestamp_utc"))
+            if stamp is None or stamp < cutoff:
+                continue
+        selected.append(row)
+    return _newest_first(selected)
+
+
+def list_entry(row: dict) -> dict:
+    """The compact form of a run used by ``list``, ``compare`` and ``brief``."""
+    packet = row.get("decision_packet") if isinstance(row.get("decision_packet"), dict) else {}
+    return dict(run_entry(row), next_action=text_of(packet, "next_action") or None)
+
+
+# ---------------------------------------------------------------- compare
+
+def compare_runs(run_a: dict, run_b: dict) -> dict:
+    """Differences from run A to run B: metric deltas (B minus A), the constants that
+    differ between their train.py fingerprints (None when a run has none), and the
+    hyperparameters and provenance fields that differ."""
+    metrics = []
+    for name in METRIC_FIELDS:
+        a, b = metric(run_a, name), metric(run_b, name)
+        if a is None and b is None:
+            continue
+        delta = None if a is None or b is None else b - a
+        relative = None if delta is None or a == 0 else delta / abs(a)
+        metrics.append({"name": name, "a": a, "b": b, "delta": delta,
+                        "relative": relative})
+    return {
+        "a": list_entry(run_a),
+        "b": list_entry(run_b),
+        "same_commit": bool(run_a.get("commit")) and run_a.get("commit") == run_b.get("commit"),
+        "metrics": metrics,
+        "config_delta": _config_delta(run_a, run_b),
+        "code_changed": _code_changed(run_a, run_b),
+        "hyperparameter_delta": _dict_delta(run_a.get("hyperparameters"),
+                                            run_b.get("hyperparameters")),
+        "provenance_delta": _dict_delta(run_a.get("provenance"), run_b.get("provenance"),
+                                        skip=("started_at_utc", "finished_at_utc")),
+    }
+
+
+def _constants(row):
+    config = row.get("config")
+    if isinstance(config, dict) and isinstance(config.get("constants"), dict):
+        return config["constants"]
+    return None
+
+
+def _config_delta(run_a, run_b):
+    a, b = _constants(run_a), _constants(run_b)
+    return None if a is None or b is None else constant_delta(a, b)
+
+
+def _code_changed(run_a, run_b):
+    """True/False when both runs carry a code hash, else None (unknown)."""
+    hashes = []
+    for row in (run_a, run_b):
+        config = row.get("config")
+        code = config.get("code_sha256") if isinstance(config, dict) else None
+        if not code:
+            return None
+        hashes.append(code)
+    return hashes[0] != hashes[1]
+
+
+def _dict_delta(a, b, skip=()):
+    """[{name, old, new}] for the keys whose values differ; None if either is absent."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None
+    delta = []
+    for name in sorted(set(a) | set(b)):
+        if name in skip:
+            continue
+        if a.get(name) != b.get(name):
+            delta.append({"name": name, "old": a.get(name), "new": b.get(name)})
+    return delta
+
+
+# ---------------------------------------------------------------- brief
+
+def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
+    """One screen for an agent starting or resuming a session.
+
+    Champion (with its replicate n and spread when the registry knows them), noise
+    floor, the last decisions, failure clusters to avoid, status counts, plateau
+    flag and the next recommended action."""
+    registry = registry if isinstance(registry, dict) else {}
+    champion = registry.get("champion") if isinstance(registry.get("champion"), dict) else None
+    counts = dict({status: 0 for status in STATUSES}, **(registry.get("status_counts") or {}))
+    recent_packets = []
+    for row in _newest_first([r for r in rows if isinstance(r.get("decision_packet"), dict)]):
+        packet = row["decision_packet"]
+        recent_packets.append({
+            "run_id": text_of(row, "run_id"),
+            "status": text_of(row, "status"),
+            "val_bpb": metric(row, "val_bpb"),
+            "next_action": text_of(packet, "next_action"),
+            "priority": text_of(packet, "priority"),
+            "summary": text_of(packet, "summary"),
+            "description": text_of(row, "description"),
+        })
+        if len(recent_packets) >= last:
+            break
+    clusters = [
+        {"label": text_of(c, "label"), "size": c.get("size"), "crashes": c.get("crashes"),
+         "best_val_bpb": c.get("best_val_bpb")}
+        for c in (registry.get("failure_clusters") or []) if isinstance(c, dict)
+    ]
+    noise = registry.get("noise_floor") if isinstance(registry.get("noise_floor"), dict) else None
+    plateau = registry.get("plateau") if isinstance(registry.get("plateau"), dict) else None
+    return {
+        "generated_at": now,
+        "experiments": len(rows),
+        "status_counts": counts,
+        "champion": _champion_summary(champion),
+        "comparability_class": registry.get("current_class_label"),
+        "noise_floor": noise,
+        "plateau": plateau,
+        "last_decisions": recent_packets,
+        "failure_clusters": clusters,
+        "next_action": _next_action(recent_packets, champion, plateau),
+    }
+
+
+def _champion_summary(champion):
+    """The registry's champion entry, cut to what an agent needs (n and sd come from
+    its replicate group; provisional = it rests on a single run)."""
+    if not champion:
+        return None
+    summary = {key: champion.get(key) for key in
+               ("run_id", "commit", "val_bpb", "memory_gb", "description", "n", "sd")}
+    summary["n"] = summary["n"] or 1
+    summary["provisional"] = bool(champion.get("provisional", summary["n"] < 2))
+    return summary
+
+
+def _next_action(recent_packets, champion, plateau):
+    """What to do next: explore on a plateau, else the newest run's packet action."""
+    if not champion and not recent_packets:
+        return {"action": "baseline",
+                "reason": "no runs yet: run train.py unmodified to record the baseline"}
+    if plateau and plateau.get("plateau"):
+        return {"action": "explore",
+                "reason": text_of(plateau, "recommendation")
+                or "plateau: the last runs brought no gain beyond the noise floor"}
+    if recent_packets:
+        packet = recent_packets[0]
+        return {"action": packet["next_action"], "run_id": packet["run_id"],
+                "reason": packet["summary"]}
+    return {"action": "branch_followup",
+            "reason": "build on the champion with a new idea (check it first)"}
+
+
+# ---------------------------------------------------------------- text output
+
+def _num(value, digits=6):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _metric_text(name, value, signed=False):
+    """val_bpb at 6 decimals; whole numbers as such; other metrics at 4 decimals."""
+    if value is None:
+        return "-"
+    sign = "+" if signed else ""
+    if name == "val_bpb":
+        return format(value, f"{sign}.6f")
+    if float(value).is_integer():
+        return format(int(value), f"{sign}d")
+    return format(value, f"{sign}.4f")
+
+
+def format_list(entries) -> str:
+    if not entries:
+        return "No runs match."
+    lines = []
+    for e in entries:
+        lines.append(
+            f"{e['run_id']:<24} {e['status']:<7} {_num(e['val_bpb']):>9} "
+            f"{_num(e['memory_gb'], 1):>6} GB  {e['family'] or '-':<12} {e['description']}")
+    return "\n".join(lines)
+
+
+def format_show(record: dict, files: list[str]) -> str:
+    entry = list_entry(record)
+    lines = [
+        f"Run {entry['run_id']}  status={entry['status']}  commit={entry['commit']}"
+        f"  family={entry['family'] or '-'}",
+        f"  time: {entry['timestamp_utc']}  branch: {text_of(record, 'branch') or '-'}"
+        f"  parent: {text_of(record, 'parent_commit') or '-'}",
+        f"  description: {entry['description']}",
+    ]
+    if record.get("hypothesis"):
+        lines.append(f"  hypothesis: {text_of(record, 'hypothesis')}")
+    if record.get("tags"):
+        lines.append(f"  tags: {', '.join(map(str, record.get('tags') or []))}")
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    shown = [f"{name}={_metric_text(name, metric(record, name))}" for name in METRIC_FIELDS
+             if metrics.get(name) is not None]
+    lines.append("  metrics: " + (" ".join(shown) if shown else "none"))
+    error = record.get("error")
+    if isinstance(error, dict) and error.get("summary"):
+        lines.append(f"  error: {text_of(error, 'summary')}")
+    guard = record.get("novelty_guard")
+    if isinstance(guard, dict) and guard.get("classification"):
+        policy = guard.get("policy") if isinstance(guard.get("policy"), dict) else {}
+        lines.append(f"  novelty: {guard.get('classification')} "
+                     f"(mode {guard.get('mode', '-')}, decision {policy.get('decision', '-')})")
+    packet = record.get("decision_packet")
+    if isinstance(packet, dict):
+        lines.append(f"  decision: action={text_of(packet, 'next_action')} "
+                     f"priority={text_of(packet, 'priority')}")
+        if packet.get("summary"):
+            lines.append(f"  summary: {text_of(packet, 'summary')}")
+    imported = record.get("imported")
+    if isinstance(imported, dict):
+        lines.append(f"  imported from {text_of(imported, 'source')} row {imported.get('row')}")
+    lines.append("  files: " + (", ".join(files) if files else "none archived"))
+    return "\n".join(lines)
+
+
+def format_compare(comparison: dict, diff: str | None = None) -> str:
+    a, b = comparison["a"], comparison["b"]
+    lines = [f"A: {a['run_id']} ({a['status']}, {a['commit']}) {a['description']}",
+             f"B: {b['run_id']} ({b['status']}, {b['commit']}) {b['description']}",
+             "Metrics (B - A):"]
+    for m in comparison["metrics"]:
+        lines.append(f"  {m['name']:<17} {_metric_text(m['name'], m['a']):>12} "
+                     f"{_metric_text(m['name'], m['b']):>12} "
+                     f"{_metric_text(m['name'], m['delta'], signed=True):>12}")
+    delta = comparison["config_delta"]
+    if delta is None:
+        lines.append("Config delta: unknown (a run has no train.py fingerprint)")
+    elif not delta:
+        lines.append("Config delta: no constant differs"
+                     + (" (code differs)" if comparison.get("code_changed") else ""))
+    else:
+        lines.append("Config delta:")
+        lines.extend(f"  {d['name']}: {d['old']!r} -> {d['new']!r}" for d in delta)
+    for key, title in (("hyperparameter_delta", "Hyperparameters"),
+                       ("provenance_delta", "Provenance")):
+        if comparison.get(key):
+            lines.append(f"{title} that differ:")
+            lines.extend(f"  {d['name']}: {d['old']!r} -> {d['new']!r}"
+                         for d in comparison[key])
+    if comparison.get("same_commit"):
+        lines.append("train.py diff: same commit")
+    elif diff is None:
+        lines.append("train.py diff: not available (git lacks a commit)")
+    elif not diff.strip():
+        lines.append("train.py diff: none")
+    else:
+        lines.append("train.py diff:")
+        lines.append(diff.rstrip("\n"))
+    return "\n".join(lines)
+
+
+def format_brief(brief: dict) -> str:
+    counts = brief["status_counts"]
+    lines = [f"MemoryLab brief ({brief['generated_at']}): {brief['experiments']} runs, "
+             f"keep/discard/crash {counts.get('keep', 0)}/{counts.get('discard', 0)}/"
+             f"{counts.get('crash', 0)}"]
+    champ = brief["champion"]
+    if champ:
+        spread = "" if champ.get("sd") is None else f" ± {champ['sd']:.6f}"
+        tag = " (provisional: single run)" if champ.get("provisional") else ""
+        lines.append(f"Champion: {champ['run_id']} {champ.get('commit') or ''} "
+                     f"val_bpb {_num(champ.get('val_bpb'))}{spread} (n={champ['n']}){tag}")
+        lines.append(f"  {champ.get('description') or ''}")
+    else:
+        lines.append("Champion: none yet")
+    if brief.get("comparability_class"):
+        lines.append(f"Comparability class: {brief['comparability_class']}")
+    noise = brief.get("noise_floor")
+    if noise and noise.get("sigma") is not None:
+        lines.append(f"Noise floor: sigma {noise['sigma']:.6f} ({noise.get('source', '?')}"
+                     f", dof {noise.get('dof', '-')})")
+    plateau = brief.get("plateau")
+    if plateau and plateau.get("plateau"):
+        lines.append("Plateau: the last runs brought no gain beyond the noise floor")
+    if brief["last_decisions"]:
+        lines.append("Last decisions:")
+        for d in brief["last_decisions"]:
+            lines.append(f"  {d['run_id']} {d['status']:<7} {d['next_action']}/{d['priority']}: "
+                         f"{d['summary']}")
+    if brief["failure_clusters"]:
+        lines.append("Avoid (failure clusters):")
+        for c in brief["failure_clusters"]:
+            lines.append(f"  {c['label']} (size {c['size']}, crashes {c['crashes']})")
+    action = brief["next_action"]
+    lines.append(f"Next: {action['action']}: {action['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Benchmark: whole-process check, log and report on synthetic ledgers.
+
+    python3 tests/bench_memorylab.py              # 1k, 10k and 100k runs
+    python3 tests/bench_memorylab.py 1000 10000   # chosen sizes
+    python3 tests/bench_memorylab.py --repeat 5 --keep /tmp/bench 10000
+
+Not collected by unittest (no `test` prefix). For each size it writes a realistic
+ledger (~1.5 KB records with novelty guard and decision packet, mixed statuses and
+families, a few train.py configs) into a fresh git repo, then times
+`python memorylab.py ...` as separate processes, each command cold (the slim-row
+index deleted first, so this call rebuilds it from the ledger) and warm (median of
+--repeat calls). `report` runs first, so later commands find a registry file, as
+they do in a store in use.
+Targets: check <= 0.1 s, log <= 0.5 s, report <= 0.5 s at 10k runs;
+check <= 1 s, log <= 2 s, report <= 3 s at 100k runs.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, HERE)
+
+from mlhelpers import TRAIN_PY, make_repo, metrics  # noqa: E402
+
+from memorylab_core import fingerprint, novelty  # noqa: E402
+
+FAMILIES = ("optimizer", "schedule", "architecture", "batch", "init", "regularization")
+KNOBS = (("MATRIX_LR", 0.04), ("EMBEDDING_LR", 0.6), ("WARMDOWN_RATIO", 0.5),
+         ("DEPTH", 8), ("WEIGHT_DECAY", 0.1), ("WARMUP_RATIO", 0.0))
+PHRASES = ("increase {k} to {v}", "lower {k} from {o} to {v}", "set {k} {o} -> {v}",
+           "try {k}={v} with a longer warmdown", "{k} {v} instead of {o}")
+NOW = "2026-06-01T12:00:00Z"
+
+
+def make_ideas(rng, count=400):
+    """Distinct ideas with their novelty features (computed once, reused by runs)."""
+    ideas = []
+    for _ in range(count):
+        knob, base = rng.choice(KNOBS)
+        value = round(base * rng.choice((0.5, 0.75, 1.25, 1.5, 2.0)) + 0.001 * rng.randint(0, 9), 4)
+        description = rng.choice(PHRASES).format(k=knob.lower().replace("_", " "), o=base, v=value)
+        idea = {"description": description, "hypothesis": f"{knob} is mistuned for 5-minute runs",
+                "family": rng.choice(FAMILIES), "tags": [knob.split("_")[0].lower()]}
+        ideas.append((idea, novelty.features(idea, dict(KNOBS))))
+    return ideas
+
+
+def make_configs(rng, count=50):
+    configs = []
+    for i in range(count):
+        source = TRAIN_PY.replace("MATRIX_LR = 0.04", f"MATRIX_LR = {0.02 + 0.001 * i}")
+        configs.append(fingerprint.fingerprint_source(source))
+    return configs
+
+
+def make_record(i, rng, ideas, configs):
+    idea, features = ideas[rng.randrange(len(ideas))]
+    status = rng.choices(("keep", "discard", "crash"), (20, 65, 15))[0]
+    commit = f"{i * 2654435761 % 16**7:07x}"
+    parent = f"{max(0, i - rng.randint(1, 20)) * 2654435761 % 16**7:07x}" if i else None
+    seconds = i * 360
+    stamp = f"2026{(seconds // 86400) % 12 + 1:02d}{(seconds // 3600) % 28 + 1:02d}T" \
+            f"{(seconds // 3600) % 24:02d}{(seconds // 60) % 60:02d}{seconds % 60:02d}Z"
+    value = None if status == "crash" else round(rng.uniform(0.97, 1.02), 6)
+    values = metrics(val_bpb=value, peak_vram_mb=None if status == "crash" else 45000.0)
+    matches = [{"category": "repeat_failure", "score": round(rng.random(), 3),
+                "run_id": f"{stamp}-{commit}", "commit": commit, "status": "discard",
+                "val_bpb": 0.99, "description": idea["description"]} for _ in range(3)]
+    run_id = f"{stamp[:8]}T{stamp[9:15]}Z-{commit}"
+    return {
+        "schema_version": 2, "run_id": f"{run_id}{i}"[:24] if False else run_id,
+        "timestamp_utc": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:"
+                         f"{stamp[13:15]}Z",
+        "branch": "autoresearch/jun1", "commit": commit, "parent_commit": parent,
+        "family": idea["family"], "status": status, "description": f"{idea['description']}",
+        "hypothesis": idea["hypothesis"], "tags": idea["tags"], "notes": "",
+        "metrics": dict(values, val_bpb=value),
+        "error": {"summary": "torch.OutOfMemoryError: CUDA out of memory", "tail": [
+            "Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory"],
+                  "source": "log"} if status == "crash" else None,
+        "artifacts": {"run_dir": f"results/memorylab/runs/{run_id}"},
+        "novelty_guard": {"classification": "novel", "probe_text": idea["description"],
+                          "threshold": 0.62, "match_count": 0,
+                          "counts": {"duplicate_run": 0, "repeat_failure": 0,
+                                     "incremental_followup": 0, "known_success": 0},
+                          "top_matches": matches, "mode": "exploit", "effective_threshold": 0.62,
+                          "policy": {"mode": "exploit", "decision": "caution",
+                                     "rationale": "new idea, not targeted exploitation"}},
+        "decision_packet": {"summary": f"Abandon run {run_id}: worse than the champion.",
+                            "next_action": "abandon", "priority": "low",
+                            "rationale": "Worse than the champion and not close.",
+                            "hypothesis_status": "unsupported", "run": {}, "novelty": {},
+                            "comparison": {}, "error": None},
+        "provenance": {"device": "NVIDIA H100 80GB HBM3", "time_budget_s": 300,
+                       "max_seq_len": 2048, "seed": 42},
+        "hyperparameters": {},
+        "config": configs[i % len(configs)],
+        "novelty_features": features, "imported": None,
+    }
+
+
+def write_ledger(repo, size, seed=1):
+    rng = random.Random(seed)
+    ideas, configs = make_ideas(rng), make_configs(rng)
+    lab = os.path.join(repo, "results", "memorylab")
+    os.makedirs(lab, exist_ok=True)
+    total = 0
+    with open(os.path.join(lab, "experiments.jsonl"), "w") as f:
+        for i in range(size):
+            line = json.dumps(make_record(i, rng, ideas, configs)) + "\n"
+            total += len(line)
+            f.write(line)
+    return total / size
+
+
+def timed(repo, *argv):
+    """(wall seconds, CPU seconds) of one whole `python memorylab.py ...` process.
+    CPU time (user + sys, git children included) is what the wall time would be on
+    an idle machine; on a busy one the wall time also counts waiting for a core."""
+    import resource
+    env = dict(os.environ, MEMORYLAB_NOW=NOW)
+    env.pop("MEMORYLAB_ROOT", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # time what users get: cached bytecode
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "memorylab.py"), *argv],
+                          cwd=repo, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"{argv[0]} failed: {done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def _median(pairs):
+    return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
+
+
+def bench(size, repeat, keep):
+    folder = keep or tempfile.mkdtemp(prefix="memorylab-bench-")
+    repo = os.path.join(folder, f"repo-{size}")
+    shutil.rmtree(repo, ignore_errors=True)
+    make_repo(repo)
+    started = time.perf_counter()
+    average = write_ledger(repo, size)
+    made = time.perf_counter() - started
+    summary = os.path.join(repo, "summary.json")
+    with open(summary, "w") as f:
+        json.dump(metrics(val_bpb=0.985), f)
+    index = os.path.join(repo, "results", "memorylab", "index")
+    check = ("check", "--description", "increase matrix lr to 0.05", "--code")
+    counter = iter(range(10**6))
+
+    def log():
+        return timed(repo, "log", "--description", f"bench run {next(counter)}",
+                     "--status", "discard", "--summary", summary)
+
+    def report():
+        return timed(repo, "report")
+
+    def check_():
+        return timed(repo, *check)
+
+    result = {}
+    for name, run in (("report", report), ("check", check_), ("log", log)):
+        shutil.rmtree(index, ignore_errors=True)  # cold: the index is (re)built
+        result[name + "_cold"] = run()
+        result[name] = _median([run() for _ in range(repeat)])
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return dict(result, size=size, record_bytes=average, generate_s=made)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000, 100000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", default=None, help="keep the generated repos in this folder")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; seconds, whole process")
+    columns = ("check", "log", "report")
+    print("wall / CPU seconds per whole process (cold: index rebuilt; warm: median)")
+    print(f"{'runs':>7} {'rec B':>5} " + " ".join(f"{c + ' cold':>13} {c + ' warm':>13}"
+                                                   for c in columns))
+    for size in args.sizes:
+        r = bench(size, args.repeat, args.keep)
+        cells = []
+        for c in columns:
+            for key in (c + "_cold", c):
+                cells.append(f"{r[key][0]:>6.3f}/{r[key][1]:<6.3f}")
+        print(f"{r['size']:>7} {r['record_bytes']:>5.0f} " + " ".join(cells), flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

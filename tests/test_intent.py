@@ -1,0 +1,239 @@
+"""Intent parsing: descriptions -> canonical changes (knob, direction, value)."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from memorylab_core import intent  # noqa: E402
+
+
+def parsed(text, base=None):
+    return [(c["knob"], c["direction"], c["value"]) for c in intent.parse_changes(text, base)]
+
+
+class ValueTests(unittest.TestCase):
+    def assertChange(self, text, knob, direction, value, base=None):
+        changes = parsed(text, base)
+        self.assertEqual(len(changes), 1, (text, changes))
+        got_knob, got_direction, got_value = changes[0]
+        self.assertEqual((got_knob, got_direction), (knob, direction), (text, changes))
+        if isinstance(value, float):
+            self.assertAlmostEqual(got_value, value, places=9, msg=text)
+        else:
+            self.assertEqual(got_value, value, text)
+
+    def test_plain_scientific_and_power_notation(self):
+        self.assertChange("MATRIX_LR 0.05", "MATRIX_LR", "up", 0.05)
+        self.assertChange("MATRIX_LR = 5e-2", "MATRIX_LR", "up", 0.05)
+        self.assertChange("TOTAL_BATCH_SIZE 2**18", "TOTAL_BATCH_SIZE", "down", 262144)
+        self.assertChange("total batch size 2^20", "TOTAL_BATCH_SIZE", "up", 1048576)
+        self.assertChange("TOTAL_BATCH_SIZE = 262144", "TOTAL_BATCH_SIZE", "down", 262144)
+        self.assertChange("262,144 tokens per step", "TOTAL_BATCH_SIZE", "down", 262144)
+        self.assertChange("rope theta 1e5", "ROTARY_BASE", "up", 100000.0)
+
+    def test_percentages_of_the_budget(self):
+        self.assertChange("warmup 5%", "WARMUP_RATIO", "up", 0.05)
+        self.assertChange("shorten warmdown to 30% of the budget", "WARMDOWN_RATIO", "down", 0.3)
+        self.assertChange("cut the warmdown phase to 20 percent", "WARMDOWN_RATIO", "down", 0.2)
+        # on a knob that is not a fraction, a percentage is relative
+        self.assertChange("increase the matrix lr by 25%", "MATRIX_LR", "up", 0.05)
+        self.assertChange("reduce the muon lr by 25%", "MATRIX_LR", "down", 0.03)
+
+    def test_multipliers_against_the_base(self):
+        self.assertChange("double the depth", "DEPTH", "up", 16)
+        self.assertChange("halve the device batch size", "DEVICE_BATCH_SIZE", "down", 64)
+        self.assertChange("1.5x the embedding LR", "EMBEDDING_LR", "up", 0.9)
+        self.assertChange("lm_head lr x2", "UNEMBEDDING_LR", "up", 0.008)
+        self.assertChange("2x smaller matrix lr", "MATRIX_LR", "down", 0.02)
+
+    def test_base_constants_come_from_train_py(self):
+        base = {"DEPTH": 12, "MATRIX_LR": 0.02}
+        self.assertChange("double depth", "DEPTH", "up", 24, base)
+        self.assertChange("DEPTH 10", "DEPTH", "down", 10, base)
+        self.assertChange("matrix lr 0.03", "MATRIX_LR", "up", 0.03, base)
+
+    def test_ranges_and_instead_of(self):
+        self.assertChange("WARMDOWN_RATIO 0.5 -> 0.3", "WARMDOWN_RATIO", "down", 0.3)
+        self.assertChange("raise the logit soft cap from 15 to 30", "SOFTCAP", "up", 30.0)
+        self.assertChange("12 layers instead of 8", "DEPTH", "up", 12)
+        self.assertChange("embedding lr 0.6 → 0.8", "EMBEDDING_LR", "up", 0.8)
+        # the old value decides the direction when the base is something else
+        self.assertChange("MATRIX_LR 0.06 -> 0.05", "MATRIX_LR", "down", 0.05, {"MATRIX_LR": 0.04})
+
+    def test_fractions_and_equivalent_knobs(self):
+        self.assertChange("MLP ratio 8/3", "MLP_RATIO", "down", 2.66667)
+        self.assertChange("grad accum 4", "TOTAL_BATCH_SIZE", "up", 2 ** 20)
+        self.assertChange("double the model width", "ASPECT_RATIO", "up", 128)
+        self.assertChange("use 64-dim heads", "HEAD_DIM", "down", 64)
+        self.assertChange("lm_head weights ~ N(0, 0.01)", "LM_HEAD_INIT", "up", 0.01)
+
+    def test_rationale_is_not_parsed(self):
+        self.assertEqual(parsed("lower warmdown to 0.3 since the lr decays too late"),
+                         [("WARMDOWN_RATIO", "down", 0.3)])
+
+    def test_counts_and_deltas(self):
+        self.assertChange("use 10 transformer layers", "DEPTH", "up", 10)
+        self.assertChange("add 4 layers", "DEPTH", "up", 12)
+        self.assertChange("increase depth by 4", "DEPTH", "up", 12)
+        self.assertChange("2 fewer layers", "DEPTH", "down", 6)
+        self.assertChange("smaller micro-batch of 32 sequences", "DEVICE_BATCH_SIZE", "down", 32)
+
+    def test_approximate_values_are_marked(self):
+        change = intent.parse_changes("double the tokens per optimizer step to ~1M")[0]
+        self.assertEqual(change["knob"], "TOTAL_BATCH_SIZE")
+        self.assertTrue(change.get("approx"))
+        self.assertEqual(intent.value_tolerance(change, {"value": 2 ** 20}), 0.1)
+
+
+class DirectionTests(unittest.TestCase):
+    def test_words_give_direction_without_value(self):
+        self.assertEqual(parsed("longer warmdown"), [("WARMDOWN_RATIO", "up", None)])
+        self.assertEqual(parsed("deeper model"), [("DEPTH", "up", None)])
+        self.assertEqual(parsed("fewer layers"), [("DEPTH", "down", None)])
+        self.assertEqual(parsed("more heads"), [("HEAD_DIM", "down", None)])
+
+    def test_components_switch_on_and_off(self):
+        self.assertEqual(parsed("no value embeddings"), [("VALUE_EMBEDS", "off", "off")])
+        self.assertEqual(parsed("disable QK norm"), [("QK_NORM", "off", None)])
+        self.assertEqual(parsed("qk norm off"), [("QK_NORM", "off", None)])
+        self.assertEqual(parsed("remove the rotary embeddings"), [("ROTARY", "off", None)])
+        self.assertEqual(parsed("tied embeddings"), [("WEIGHT_TYING", "on", None)])
+        self.assertEqual(parsed("untie embeddings"), [("WEIGHT_TYING", "off", None)])
+        self.assertEqual(parsed("remove softcap"), [("SOFTCAP", "off", None)])
+
+    def test_off_on_a_number_means_zero(self):
+        self.assertEqual(parsed("turn off Muon weight decay"), [("WEIGHT_DECAY", "down", 0)])
+
+    def test_an_ellipsis_inherits_the_verb(self):
+        # "delete A and B": B is deleted too; the gates go with the value embeddings
+        self.assertEqual(parsed("delete value_embeds and the ve gates"), [("VALUE_EMBEDS", "off", "off")])
+
+    def test_negated_and_kept_clauses_say_nothing(self):
+        self.assertEqual(parsed("untie nothing, share wte with lm_head"), [("WEIGHT_TYING", "on", None)])
+        self.assertEqual(parsed("keep depth"), [])
+
+    def test_nothing_recognised(self):
+        self.assertEqual(parsed("baseline"), [])
+        self.assertEqual(parsed(""), [])
+        self.assertEqual(parsed("attention sinks"), [])
+
+
+class ChoiceTests(unittest.TestCase):
+    def test_activation_replacements_pick_the_new_one(self):
+        for text in ("replace relu^2 with swiglu", "SwiGLU MLP instead of squared ReLU",
+                     "swap relu² for swiglu", "use SwiGLU"):
+            self.assertEqual(parsed(text), [("MLP_ACTIVATION", "set", "swiglu")], text)
+        self.assertEqual(parsed("replace relu^2 with plain relu"), [("MLP_ACTIVATION", "set", "relu")])
+
+    def test_window_patterns_are_reduced(self):
+        self.assertEqual(parsed('window pattern "LLLL"'), [("WINDOW_PATTERN", "up", "L")])
+        self.assertEqual(parsed("all layers full context window"), [("WINDOW_PATTERN", "up", "L")])
+        self.assertEqual(parsed("every layer uses the short window"), [("WINDOW_PATTERN", "down", "S")])
+        self.assertEqual(parsed("WINDOW_PATTERN = 'SLSL'"), [("WINDOW_PATTERN", "up", "SL")])
+        self.assertEqual(intent.reduce_pattern("SSSLSSSL"), "SSSL")
+
+    def test_value_embedding_layouts(self):
+        self.assertEqual(parsed("value embeddings on all layers instead of alternating"),
+                         [("VALUE_EMBEDS", "set", "all")])
+        self.assertEqual(parsed("value embeddings only on the last layer"), [("VALUE_EMBEDS", "set", "last")])
+
+    def test_other_choices(self):
+        self.assertEqual(parsed("use layernorm instead of rmsnorm"), [("NORM", "set", "layernorm")])
+        self.assertEqual(parsed("swap Muon for AdamW"), [("OPTIMIZER", "set", "adamw")])
+
+
+class AliasTests(unittest.TestCase):
+    """Neighbouring knobs must not be confused."""
+
+    def knob(self, text):
+        changes = parsed(text)
+        self.assertEqual(len(changes), 1, (text, changes))
+        return changes[0][0]
+
+    def test_learning_rates(self):
+        self.assertEqual(self.knob("bump the Muon learning rate to 0.06"), "MATRIX_LR")
+        self.assertEqual(self.knob("matrix lr 0.05"), "MATRIX_LR")
+        self.assertEqual(self.knob("embedding learning rate 0.4"), "EMBEDDING_LR")
+        self.assertEqual(self.knob("unembedding learning rate 0.002"), "UNEMBEDDING_LR")
+        self.assertEqual(self.knob("lm_head lr 0.002"), "UNEMBEDDING_LR")
+        self.assertEqual(self.knob("scalar lr 0.25"), "SCALAR_LR")
+        self.assertEqual(self.knob("final lr fraction 10%"), "FINAL_LR_FRAC")
+        self.assertEqual(self.knob("lower all learning rates by 20%"), "LR")
+        # an unqualified absolute LR goes to the LR whose default is nearest
+        self.assertEqual(self.knob("lr 0.05"), "MATRIX_LR")
+
+    def test_momenta_and_betas(self):
+        self.assertEqual(self.knob("momentum 0.9 for muon"), "MUON_MOMENTUM")
+        self.assertEqual(self.knob("adam beta1 0.9"), "ADAM_BETA1")
+        self.assertEqual(self.knob("adam beta2 0.99"), "ADAM_BETA2")
+        self.assertEqual(self.knob("muon beta2 0.99"), "MUON_BETA2")
+        self.assertEqual(self.knob("Adam β2 = 0.99"), "ADAM_BETA2")
+        self.assertEqual(parsed("ADAM_BETAS=(0.8, 0.99)"), [("ADAM_BETA2", "up", 0.99)])
+        self.assertEqual(self.knob("muon momentum warmup 600 steps"), "MUON_MOMENTUM_WARMUP")
+
+    def test_weight_decays(self):
+        self.assertEqual(self.knob("weight decay 0.1 for Muon"), "WEIGHT_DECAY")
+        self.assertEqual(self.knob("adam weight decay 0.1 on embeddings"), "ADAM_WEIGHT_DECAY")
+
+    def test_shapes(self):
+        self.assertEqual(self.knob("head dim 96"), "HEAD_DIM")
+        self.assertEqual(self.knob("aspect ratio 96"), "ASPECT_RATIO")
+        self.assertEqual(parsed("n_embd 768"), [("ASPECT_RATIO", "up", 96)])
+        self.assertEqual(parsed("8 attention heads"), [("HEAD_DIM", "down", 64)])
+        self.assertEqual(parsed("GQA with 2 kv heads"), [("N_KV_HEAD", "down", 2)])
+        self.assertEqual(parsed("MQA"), [("N_KV_HEAD", "down", 1)])
+        self.assertEqual(parsed("MLP 3x expansion"), [("MLP_RATIO", "down", 3.0)])
+        self.assertEqual(parsed("shrink the MLP hidden width to 3*n_embd"), [("MLP_RATIO", "down", 3.0)])
+        self.assertEqual(parsed("double the MLP expansion ratio"), [("MLP_RATIO", "up", 8.0)])
+
+    def test_batch_sizes_and_sequence_length(self):
+        self.assertEqual(self.knob("DEVICE_BATCH_SIZE 32"), "DEVICE_BATCH_SIZE")
+        self.assertEqual(self.knob("TOTAL_BATCH_SIZE 2**20"), "TOTAL_BATCH_SIZE")
+        self.assertEqual(self.knob("sequence length 1024"), "MAX_SEQ_LEN")
+        self.assertEqual(self.knob("batch size 2**20 tokens"), "TOTAL_BATCH_SIZE")
+        self.assertEqual(self.knob("batch size 32 sequences"), "DEVICE_BATCH_SIZE")
+        self.assertEqual(self.knob("batch size 64"), "DEVICE_BATCH_SIZE")
+
+    def test_losses_clipping_and_inits(self):
+        self.assertEqual(parsed("z-loss 1e-3"), [("Z_LOSS", "on", 0.001)])
+        self.assertEqual(parsed("clip gradients at norm 0.5"), [("GRAD_CLIP", "on", 0.5)])
+        self.assertEqual(parsed("scale the loss by 0.5"), [("LOSS_SCALE", "down", 0.5)])
+        self.assertEqual(parsed("zero-init the lm_head"), [("LM_HEAD_INIT", "down", 0.0)])
+        self.assertEqual(self.knob("zero-init the value embedding gates"), "VE_GATE_INIT")
+        self.assertEqual(self.knob("attention output projection init scale 0.5"), "ATTN_PROJ_INIT")
+        self.assertEqual(parsed("initialize x0_lambdas to 0.2"), [("X0_LAMBDA_INIT", "up", 0.2)])
+        self.assertEqual(parsed("remove the x0 residual lambdas"), [("X0_LAMBDAS", "off", None)])
+
+    def test_several_changes_in_one_description(self):
+        self.assertEqual(parsed("increase depth to 12 and lower matrix lr to 0.03"),
+                         [("DEPTH", "up", 12), ("MATRIX_LR", "down", 0.03)])
+        self.assertEqual(parsed("DEPTH 8 -> 12, ASPECT_RATIO 64 -> 48"),
+                         [("DEPTH", "up", 12), ("ASPECT_RATIO", "down", 48)])
+
+
+class ConstantChangeTests(unittest.TestCase):
+    def test_changes_from_constants(self):
+        self.assertEqual(intent.changes_from_constant("MATRIX_LR", 0.04, 0.05),
+                         [{"knob": "MATRIX_LR", "direction": "up", "value": 0.05}])
+        self.assertEqual(intent.changes_from_constant("ADAM_BETAS", [0.8, 0.95], [0.8, 0.99]),
+                         [{"knob": "ADAM_BETA2", "direction": "up", "value": 0.99}])
+        self.assertEqual(intent.changes_from_constant("WINDOW_PATTERN", "SSSL", "LLLL"),
+                         [{"knob": "WINDOW_PATTERN", "direction": "up", "value": "L"}])
+
+
+class LexicalTests(unittest.TestCase):
+    def test_tokens_are_canonical(self):
+        self.assertEqual(intent.lexical_tokens("squared ReLU"), intent.lexical_tokens("relu^2"))
+        self.assertIn("0.05", intent.lexical_tokens("lr 5e-2"))
+        self.assertNotIn("the", intent.lexical_tokens("the lr"))
+
+    def test_overall_direction(self):
+        self.assertEqual(intent.overall_direction("increase it"), "up")
+        self.assertEqual(intent.overall_direction("reduce it"), "down")
+        self.assertIsNone(intent.overall_direction("increase this, reduce that"))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,349 @@
+"""The store: tolerant ledger reading, torn tails, earlier-fork ledgers, the slim-row
+index cache, and recovery of a killed log transaction."""
+
+import json
+import os
+import shutil
+import unittest
+
+from mlhelpers import LEDGER, LabCase, commit_change
+
+from memorylab_core import store as store_module
+from memorylab_core.store import Store, slim_row, tsv_row
+
+
+def old_fork_record(run_id, commit, status, val_bpb, description, parent=None, family="lr"):
+    """A record with exactly the published fields, as the earlier fork wrote them."""
+    crash = status == "crash"
+    return {
+        "run_id": run_id, "timestamp_utc": run_id[:4] + "-" + run_id[4:6] + "-" + run_id[6:8]
+        + "T" + run_id[9:11] + ":" + run_id[11:13] + ":" + run_id[13:15] + "Z",
+        "branch": "autoresearch/mar5", "commit": commit, "parent_commit": parent,
+        "family": family, "status": status, "description": description, "hypothesis": "",
+        "tags": ["lr"], "notes": "",
+        "metrics": {"val_bpb": None if crash else val_bpb, "training_seconds": 300.0,
+                    "total_seconds": 320.0, "peak_vram_mb": None if crash else 44000.0,
+                    "mfu_percent": 39.0, "total_tokens_M": 499.0, "num_steps": 950,
+                    "num_params_M": 50.3, "depth": 8},
+        "error": {"summary": "CUDA out of memory", "tail": ["CUDA out of memory"],
+                  "source": "log"} if crash else None,
+        "artifacts": {"run_log": f"results/memorylab/runs/{run_id}/run.log"},
+        "novelty_guard": {"classification": "novel", "probe_text": description,
+                          "threshold": 0.62, "match_count": 0,
+                          "counts": {"duplicate_run": 0, "repeat_failure": 0,
+                                     "incremental_followup": 0, "known_success": 0},
+                          "top_matches": [], "mode": "exploit", "effective_threshold": 0.62,
+                          "policy": {"mode": "exploit", "decision": "caution",
+                                     "rationale": "new idea"}},
+        "decision_packet": {"summary": f"Promote run {run_id}: first champion recorded at "
+                                       f"{val_bpb:.6f} val_bpb.", "next_action": "promote",
+                            "priority": "high", "rationale": "", "hypothesis_status":
+                            "not_stated", "run": {}, "novelty": {}, "comparison": {},
+                            "error": None},
+    }
+
+
+OLD_LEDGER = [
+    old_fork_record("20250305T010000Z-aaaaaaa", "aaaaaaa", "keep", 0.9979, "baseline"),
+    old_fork_record("20250305T011000Z-bbbbbbb", "bbbbbbb", "discard", 1.0012,
+                    "increase matrix lr to 0.08", parent="aaaaaaa"),
+    old_fork_record("20250305T012000Z-ccccccc", "ccccccc", "crash", 0.0,
+                    "double the model depth", parent="aaaaaaa", family="arch"),
+    old_fork_record("20250305T013000Z-ddddddd", "ddddddd", "keep", 0.9951,
+                    "warmdown ratio 0.5 -> 0.3", parent="aaaaaaa", family="schedule"),
+]
+
+
+class LedgerCase(LabCase):
+    def setUp(self):
+        super().setUp()
+        self.ok("init")
+        self.ledger_path = self.path(LEDGER)
+
+    def write_ledger(self, data):
+        with open(self.ledger_path, "wb") as f:
+            f.write(data)
+
+    def old_lines(self):
+        return b"".join(json.dumps(r).encode() + b"\n" for r in OLD_LEDGER)
+
+
+class EarlierForkLedgerTest(LedgerCase):
+    def test_old_ledger_loads_reports_and_serves_as_history(self):
+        self.write_ledger(self.old_lines())
+        before = self.ledger()
+        result = self.ok("check", "--description", "increase matrix lr to 0.08", "--json")
+        self.assertEqual(result.err, "")
+        data = result.json()
+        self.assertEqual(data["runs"], 4)
+        self.assertEqual(data["novelty_guard"]["classification"], "repeat_failure")
+        self.assertEqual(data["novelty_guard"]["top_matches"][0]["run_id"],
+                         "20250305T011000Z-bbbbbbb")
+        report = self.ok("report", "--json", "--since-hours", "100000")
+        self.assertEqual(report.json()["headline"]["champion"]["run_id"],
+                         "20250305T013000Z-ddddddd")
+        self.log_keep("try a new optimizer", 0.999, "discard")
+        self.assertEqual(self.ledger()[:len(before)], before)
+        registry = self.registry()
+        self.assertEqual(registry["experiments"], 5)
+        self.assertEqual(registry["champion"]["run_id"], "20250305T013000Z-ddddddd")
+        packet = self.records()[-1]["decision_packet"]
+        self.assertEqual(packet["comparison"]["prior_champion_val_bpb"], 0.9951)
+
+
+class TolerantReadingTest(LedgerCase):
+    def test_torn_last_line(self):
+        fragment = b'{"run_id": "20250305T020000Z-eeeeeee", "status": "ke'
+        self.write_ledger(self.old_lines() + fragment)
+        for argv in (("check", "--description", "x"), ("report",)):
+            result = self.ok(*argv)
+            self.assertIn("warning: experiments.jsonl line 5: incomplete last line", result.err)
+        result = self.log_keep("new run after a torn tail", 0.99)
+        self.assertIn("warning: experiments.jsonl line 5", result.err)
+        data = self.ledger()
+        self.assertTrue(data.startswith(self.old_lines() + fragment + b"\n"))
+        lines = data.splitlines()
+        self.assertEqual(len(lines), 6)
+        self.assertEqual(json.loads(lines[5])["description"], "new run after a torn tail")
+        # The fragment is now a complete (bad) line 5: still reported, never rewritten.
+        again = self.ok("check", "--description", "x")
+        self.assertIn("warning: experiments.jsonl line 5: not valid JSON", again.err)
+        self.assertEqual(self.registry()["experiments"], 5)
+        self.assertEqual(len(self.tsv()), 2)
+
+    def test_corrupt_middle_line(self):
+        lines = self.old_lines().splitlines(keepends=True)
+        self.write_ledger(b"".join(lines[:2] + [b"{garbage\n", b"[1, 2]\n"] + lines[2:]))
+        before = self.ledger()
+        for argv in (("check", "--description", "x", "--json"), ("report", "--json")):
+            result = self.ok(*argv)
+            self.assertIn("warning: experiments.jsonl line 3: not valid JSON", result.err)
+            self.assertIn("warning: experiments.jsonl line 4: not a JSON object", result.err)
+            self.assertEqual(result.json()["bad_lines"][0]["line"], 3)
+        self.log_keep("another", 0.99)
+        self.assertTrue(self.ledger().startswith(before))
+        self.assertEqual(self.registry()["experiments"], 5)
+
+    def test_odd_records_do_not_break_anything(self):
+        odd = [
+            {"run_id": "x1", "status": "KEEP??", "metrics": {"val_bpb": "0.90"}},
+            {"run_id": "x2", "status": "keep", "metrics": {"val_bpb": True,
+                                                           "peak_vram_mb": "lots"}},
+            {"run_id": "x3", "status": None, "metrics": None, "tags": "a,b",
+             "description": 42, "decision_packet": "promote", "error": "boom"},
+            {"status": "discard", "metrics": [], "config": "nope", "provenance": 3},
+            {"run_id": "x5", "status": "keep", "metrics": {"val_bpb": 0.995,
+                                                           "peak_vram_mb": 1024.0}},
+        ]
+        self.write_ledger(b"".join(json.dumps(r).encode() + b"\n" for r in odd))
+        self.ok("check", "--description", "x")
+        report = self.ok("report", "--json")
+        self.assertEqual(report.json()["headline"]["champion"]["run_id"], "x5")
+        self.log_keep("real run", 0.999, "discard")
+        self.assertEqual(self.registry()["champion"]["run_id"], "x5")
+
+    def test_nan_in_ledger_is_not_a_number(self):
+        self.write_ledger(b'{"run_id": "n1", "status": "keep", "metrics": {"val_bpb": NaN}}\n')
+        rows, bad = Store(self.repo).read_rows()
+        self.assertEqual(bad, [])
+        self.assertIsNone(rows[0]["metrics"]["val_bpb"])
+
+
+class SlimRowTest(unittest.TestCase):
+    def test_projection_keeps_light_fields_only(self):
+        record = OLD_LEDGER[2]
+        row = slim_row(record, 7)
+        self.assertEqual(row["_line"], 7)
+        self.assertEqual(row["error"], {"summary": "CUDA out of memory"})
+        self.assertEqual(set(row["decision_packet"]), {"next_action", "priority", "summary"})
+        self.assertNotIn("novelty_guard", row)
+        self.assertNotIn("artifacts", row)
+        self.assertEqual(row["provenance"], {})
+        self.assertIsNone(row["config"])
+
+    def test_tsv_row(self):
+        self.assertEqual(tsv_row(OLD_LEDGER[0]), "aaaaaaa\t0.997900\t43.0\tkeep\tbaseline")
+        self.assertEqual(tsv_row(OLD_LEDGER[2]),
+                         "ccccccc\t0.000000\t0.0\tcrash\tdouble the model depth")
+
+
+class IndexTest(LedgerCase):
+    def rows(self):
+        rows, bad = Store(self.repo).read_rows()
+        return rows, bad
+
+    def test_index_is_built_extended_and_rebuilt(self):
+        self.write_ledger(self.old_lines())
+        rows, _ = self.rows()
+        meta_path = self.path("results", "memorylab", "index", "meta.json")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["offset"], len(self.old_lines()))
+        self.assertEqual(meta["lines"], 4)
+        # Extended from the tail by an append.
+        with open(self.ledger_path, "ab") as f:
+            f.write(json.dumps(old_fork_record("20250305T030000Z-fffffff", "fffffff", "keep",
+                                               0.99, "later")).encode() + b"\n")
+        extended, _ = self.rows()
+        self.assertEqual(extended[:4], rows)
+        self.assertEqual(extended[4]["_line"], 5)
+        # Deleting the index is always safe.
+        shutil.rmtree(self.path("results", "memorylab", "index"))
+        self.assertEqual(self.rows()[0], extended)
+        # A ledger rewritten in place (same size or larger) is detected and re-read.
+        data = self.ledger().replace(b"baseline", b"BASELINE")
+        with open(self.ledger_path, "r+b") as f:
+            f.write(data)
+        rebuilt, _ = self.rows()
+        self.assertEqual(rebuilt[0]["description"], "BASELINE")
+        # A shorter ledger (replaced) too.
+        self.write_ledger(self.old_lines().splitlines(keepends=True)[0])
+        self.assertEqual(len(self.rows()[0]), 1)
+
+    def test_index_spans_several_segments(self):
+        saved = store_module.SEGMENT_ROWS
+        store_module.SEGMENT_ROWS = 3
+        self.addCleanup(setattr, store_module, "SEGMENT_ROWS", saved)
+        lines = [json.dumps(old_fork_record(f"20250305T01{i:02d}00Z-aaaaaaa", "aaaaaaa", "keep",
+                                            0.99 + i / 1000, f"run {i}")).encode() + b"\n"
+                 for i in range(8)]
+        self.write_ledger(b"".join(lines[:4]))
+        self.rows()
+        with open(self.ledger_path, "ab") as f:
+            f.write(b"".join(lines[4:]))
+        self.rows()
+        fresh, bad = Store(self.repo).read_rows()
+        self.assertEqual([r["description"] for r in fresh], [f"run {i}" for i in range(8)])
+        segments = [n for n in os.listdir(self.path("results", "memorylab", "index"))
+                    if n.startswith("rows-")]
+        self.assertEqual(sorted(segments), ["rows-00000.marshal", "rows-00001.marshal",
+                                            "rows-00002.marshal"])
+
+    def test_bad_lines_survive_the_index(self):
+        self.write_ledger(b"{bad\n" + self.old_lines())
+        self.assertEqual(self.rows()[1][0][0], 1)
+        rows, bad = self.rows()  # from the persisted index
+        self.assertEqual(len(rows), 4)
+        self.assertEqual(bad[0][0], 1)
+
+    def test_corrupt_index_is_rebuilt(self):
+        self.write_ledger(self.old_lines())
+        self.rows()
+        with open(self.path("results", "memorylab", "index", "rows-00000.marshal"), "wb") as f:
+            f.write(b"\x00garbage")
+        self.assertEqual(len(self.rows()[0]), 4)
+
+
+class RecoveryTest(LedgerCase):
+    """A log killed between its steps leaves the store consistent."""
+
+    def killed_log(self, stop_after):
+        """Run a log whose commit_run stops after `stop_after` step."""
+        steps = {"journal": "write_atomic", "archive": "rename", "ledger": "_append_line"}
+        original_commit = Store.commit_run
+
+        class Killed(Exception):
+            pass
+
+        def commit_run(store, record, staged, registry):
+            real_rename, real_append = os.rename, store_module._append_line
+
+            def rename(src, dst):
+                real_rename(src, dst)
+                if stop_after == "archive":
+                    raise Killed
+
+            def append(path, text):
+                real_append(path, text)
+                if stop_after == "ledger" and path == store.ledger_path:
+                    raise Killed
+
+            os.rename, store_module._append_line = rename, append
+            try:
+                if stop_after == "journal":
+                    store_module.write_atomic(store.journal_path, json.dumps(
+                        {"run_id": record["run_id"], "archive": True,
+                         "ledger_size": os.path.getsize(store.ledger_path),
+                         "tsv_size": os.path.getsize(store.tsv_path)}))
+                    raise Killed
+                original_commit(store, record, staged, registry)
+            finally:
+                os.rename, store_module._append_line = real_rename, real_append
+
+        Store.commit_run = commit_run
+        try:
+            with self.assertRaises(Killed):
+                self.log_keep("killed run", 0.98)
+        finally:
+            Store.commit_run = original_commit
+        self.assertTrue(os.path.exists(self.path("results", "memorylab", ".pending.json")))
+        return steps
+
+    def runs(self):
+        return sorted(n for n in os.listdir(self.path("results", "memorylab", "runs"))
+                      if not n.startswith("."))
+
+    def test_killed_before_the_ledger_append_rolls_back(self):
+        self.log_keep("first", 0.99)
+        self.killed_log("archive")
+        self.assertEqual(len(self.runs()), 2)  # archived but not committed
+        self.log_keep("next", 0.995, "discard")
+        self.assertEqual([r["description"] for r in self.records()], ["first", "next"])
+        self.assertEqual(len(self.tsv()), 3)
+        self.assertEqual(self.runs(), sorted(r["run_id"] for r in self.records()))
+        self.assertFalse(os.path.exists(self.path("results", "memorylab", ".pending.json")))
+
+    def test_killed_after_the_ledger_append_is_completed(self):
+        self.log_keep("first", 0.99)
+        registry_before = self.registry()
+        self.killed_log("ledger")
+        self.assertEqual(len(self.records()), 2)
+        self.assertEqual(len(self.tsv()), 2)  # results.tsv row missing
+        self.assertEqual(self.registry(), registry_before)  # stale
+        with open(self.path("results.tsv"), "a") as f:
+            f.write("half a ro")  # as if killed mid-append
+        self.ok("init")  # any writer completes the transaction
+        self.assertEqual([row.split("\t")[4] for row in self.tsv()[1:]], ["first", "killed run"])
+        self.assertEqual(self.registry()["experiments"], 2)
+        self.assertLess(self.registry()["champion"]["val_bpb"], 0.99)
+        self.assertEqual(len(self.runs()), 2)
+
+    def test_killed_after_the_journal_leaves_nothing(self):
+        self.killed_log("journal")
+        self.ok("report")
+        self.assertEqual(self.records(), [])
+        self.assertEqual(len(self.tsv()), 1)
+        self.assertEqual(self.runs(), [])
+
+    def test_dead_staging_folders_are_removed(self):
+        staging = self.path("results", "memorylab", "runs", ".staging", "999999999-abcd")
+        os.makedirs(staging)
+        self.log_keep("x", 0.99)
+        self.assertFalse(os.path.exists(staging))
+
+
+class RegistryFreshnessTest(LedgerCase):
+    def test_registry_file_is_reused_only_while_it_matches_the_ledger(self):
+        self.log_keep("first", 0.99)
+        store = Store(self.repo)
+        self.assertEqual(store.fresh_registry(1), self.registry())
+        self.assertIsNone(store.fresh_registry(2))
+        with open(self.ledger_path, "ab") as f:  # a hand edit
+            f.write(b"{}\n")
+        self.assertIsNone(store.fresh_registry(1))
+        self.ok("report")  # rebuilds and rewrites it
+        self.assertEqual(self.registry()["experiments"], 2)
+        self.assertIsNotNone(store.fresh_registry(2))
+
+
+class ParentChainTest(LabCase):
+    def test_lineage_uses_parent_commits(self):
+        self.log_keep("baseline", 0.99)
+        commit_change(self.repo, "DEPTH = 8", "DEPTH = 10")
+        self.log_keep("depth 10", 0.985)
+        lineages = self.registry()["lineages"]
+        self.assertEqual(lineages[0]["runs"], 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
