@@ -110,7 +110,8 @@ def _novelty_view(novelty_guard):
     guard = novelty_guard if isinstance(novelty_guard, dict) else {}
     policy = guard.get("policy") if isinstance(guard.get("policy"), dict) else {}
     matches = guard.get("top_matches")
-    top = matches[0] if isinstance(matches, list) and matches and isinstance(matches[0], dict) else None
+    top = matches[0] if isinstance(matches, list) and matches else None
+    top = top if isinstance(top, dict) else None
     if top is not None:
         top = {key: top.get(key) for key in
                ("category", "score", "run_id", "commit", "status", "val_bpb", "description")}
@@ -177,8 +178,8 @@ def _from_rows(record, rows, class_key):
     their values), the record's replicate group so far, all groups and the ranked rows."""
     rows = [row for row in rows if isinstance(row, dict)]
     class_rows = [row for row, key in zip(rows, class_keys_of(rows)) if key == class_key]
-    ranked = ranked_rows(class_rows)
-    groups = group_runs(ranked)
+    ranked, statuses, values = ranked_rows(class_rows)
+    groups = group_runs(ranked, statuses, values)
     best = ranking(groups, 2)
     sides = [_Side(group_entry(ranked, group, class_key), group["values"]) for group in best]
     key = noise.replicate_key(record)
@@ -188,10 +189,12 @@ def _from_rows(record, rows, class_key):
         "runner_up": sides[1] if len(sides) > 1 else None,
         "group_values": list(mine["values"]) if mine else [],
         "group_kept": mine["kept"] if mine else 0,
-        "group_seeds": {noise.run_seed(ranked[index]) for index in mine["indices"]} if mine else set(),
+        "group_seeds": {noise.run_seed(ranked[index]) for index in mine["indices"]}
+                       if mine else set(),
         "group_commit": text_of(ranked[mine["indices"][0]], "commit") if mine else "",
         "groups": groups,
         "ranked": ranked,
+        "values": values,
         "floor": None,
         "plateau": None,
     }
@@ -215,7 +218,8 @@ def _from_registry(record, registry_before, class_key):
 
     champion = section.get("champion") if valid(section.get("champion")) else None
     challengers = section.get("challengers")
-    challengers = [entry for entry in challengers if valid(entry)] if isinstance(challengers, list) else []
+    challengers = [entry for entry in challengers if valid(entry)] \
+        if isinstance(challengers, list) else []
     floor = section.get("noise_floor")
     if not (isinstance(floor, dict) and number(floor.get("sigma")) and floor["sigma"] > 0):
         floor = None
@@ -223,13 +227,15 @@ def _from_registry(record, registry_before, class_key):
     view = {"champion": _Side(champion) if champion else None,
             "runner_up": _Side(challengers[0]) if challengers else None,
             "group_values": [], "group_kept": 0, "group_seeds": set(), "group_commit": "",
-            "groups": None, "ranked": None, "floor": floor, "plateau": section.get("plateau")}
+            "groups": None, "ranked": None, "values": None, "floor": floor,
+            "plateau": section.get("plateau")}
     for entry in ([champion] if champion else []) + challengers:
         if entry.get("group") == key and entry.get("n") == 1:
             view["group_values"] = [number(entry["val_bpb"])]  # only a single run's value is exact
             view["group_kept"] = int(entry.get("status") == "keep")
             seeds = entry.get("seeds")
-            view["group_seeds"] = {seed for seed in seeds if type(seed) is int} if isinstance(seeds, list) else set()
+            seeds = seeds if isinstance(seeds, list) else []
+            view["group_seeds"] = {seed for seed in seeds if type(seed) is int}
             view["group_commit"] = text_of(entry, "commit")
     return view
 
@@ -303,8 +309,9 @@ class _Case:
         self.sigma = self.floor["sigma"]
         self.band = PROMISING_BAND if self.floor.get("source") != "measured" else k * self.sigma
         if view["ranked"] is not None:
+            mine = [self.value] if ranked else []
             self.plateau = plateau_of(view["ranked"] + ([record] if ranked else []), self.sigma,
-                                      plateau_window)
+                                      plateau_window, view["values"] + mine)
         else:
             self.plateau = view["plateau"] if isinstance(view["plateau"], dict) else None
         self.champion, runner_up = view["champion"], view["runner_up"]
@@ -344,7 +351,8 @@ def _contender(case):
         return ("branch_followup", "medium",
                 f"Branch a follow-up from run {case.run_id}: it reruns champion "
                 f"{case.champion.run_id}, now {_fmt(mean)} val_bpb over n={n} runs.",
-                "The baseline is replicated and nothing else competes yet; build the next idea on it.")
+                "The baseline is replicated and nothing else competes yet; build the next idea "
+                "on it.")
     delta = opponent.mean - mean
     if delta > EPSILON:
         return _win(case, delta)
@@ -476,7 +484,8 @@ def _comparison(case):
     champion, opponent, mean = case.champion, case.opponent, case.mean
     current, current_mean = champion, champion.mean if champion else None
     if case.contender:
-        if champion is None or (case.is_champion_group and (opponent is None or mean <= opponent.mean)):
+        still_leads = opponent is None or mean <= opponent.mean
+        if champion is None or (case.is_champion_group and still_leads):
             current, current_mean = None, mean
         elif case.is_champion_group:
             current, current_mean = opponent, opponent.mean

@@ -191,9 +191,15 @@ def crash_kind(error):
 # Replicate groups, champion and challengers (within one comparability class)
 
 
-def ranked_rows(rows):
-    """The rows that may rank: kept or discarded, with a comparable val_bpb."""
-    return [row for row in rows if status_of(row) in ("keep", "discard") and val_bpb_of(row) is not None]
+def ranked_rows(rows, statuses=None, values=None):
+    """(rows, statuses, values) of the rows that may rank: kept or discarded, with a
+    comparable val_bpb. ``statuses`` and ``values`` of all rows save recomputing."""
+    statuses = [status_of(row) for row in rows] if statuses is None else statuses
+    values = [val_bpb_of(row) for row in rows] if values is None else values
+    indices = [index for index, status in enumerate(statuses)
+               if (status == "keep" or status == "discard") and values[index] is not None]
+    return ([rows[index] for index in indices], [statuses[index] for index in indices],
+            [values[index] for index in indices])
 
 
 def group_runs(rows, statuses=None, values=None):
@@ -354,15 +360,19 @@ def lineages(rows, count=LINEAGE_COUNT, ranks=None, statuses=None, values=None):
     values = [val_bpb_of(row) for row in rows] if values is None else values
     commits = [short_commit(row.get("commit")) for row in rows]
     roots = lineage_roots(rows, commits)
-    groups = {}  # root -> [runs, kept, best value, best index, commits, branches]
-    for index, row in enumerate(rows):
-        commit = commits[index]
-        root = roots.get(commit, commit) or "(no commit)"
+    groups = {}  # root -> [runs, kept, best value, best index, unique commits, branches]
+    for commit, root in roots.items():
         group = groups.get(root)
         if group is None:
-            group = groups[root] = [0, 0, None, None, set(), set()]
+            group = groups[root] = [0, 0, None, None, 0, set()]
+        group[4] += 1
+    for index, row in enumerate(rows):
+        commit = commits[index]
+        root = roots.get(commit) or "(no commit)"
+        group = groups.get(root)
+        if group is None:
+            group = groups[root] = [0, 0, None, None, 0, set()]
         group[0] += 1
-        group[4].add(commit)
         branch = row.get("branch")
         if branch and type(branch) is str and len(group[5]) < 5:
             group[5].add(branch)
@@ -382,12 +392,12 @@ def lineages(rows, count=LINEAGE_COUNT, ranks=None, statuses=None, values=None):
         return (best is None, best or 0.0, -runs, root)
 
     result = []
-    for root, (runs, kept, best, best_index, found, branches) in heapq.nsmallest(
+    for root, (runs, kept, best, best_index, unique, branches) in heapq.nsmallest(
             count, groups.items(), key=order):
         result.append({
             "root_commit": root,
             "runs": runs,
-            "unique_commits": len(found - {""}),
+            "unique_commits": unique,
             "kept_runs": kept,
             "best_run": run_entry(rows[best_index]) if best_index is not None else None,
             "best_val_bpb": best,
@@ -542,16 +552,18 @@ def least_tried_knobs(rows, limit=KNOB_ADVICE_COUNT):
     return [name for name, _ in heapq.nsmallest(limit, counts.items(), key=lambda kv: (kv[1], kv[0]))]
 
 
-def plateau_of(rows, sigma, window=PLATEAU_WINDOW):
+def plateau_of(rows, sigma, window=PLATEAU_WINDOW, values=None):
     """noise.plateau over the ranked rows of one class, plus ``recommendation`` and
     ``least_tried_knobs`` (explore mode) when the class is on a plateau.
 
     Runs before the window matter only through their best, so noise.plateau is handed
-    that one run plus the window (the reported ``runs`` is the full count)."""
+    that one run plus the window (the reported ``runs`` is the full count). ``values``
+    (val_bpb_of of each row) saves recomputing."""
     window = max(1, int(window))
     before = rows[:-window]
     if before:
-        best = min(range(len(before)), key=lambda index: val_bpb_of(before[index]) or math.inf)
+        values = [val_bpb_of(row) for row in before] if values is None else values
+        best = min(range(len(before)), key=lambda index: values[index] or math.inf)
         found = noise.plateau([before[best]] + rows[-window:], sigma, window)
         found["runs"] = len(rows)
     else:
@@ -580,12 +592,8 @@ def is_smoke_class(class_key):
 def class_section(rows, class_key, *, plateau_window=PLATEAU_WINDOW, statuses=None, values=None):
     """Champion board, noise floor and plateau of the rows of one comparability class."""
     statuses = [status_of(row) for row in rows] if statuses is None else statuses
-    values = [val_bpb_of(row) for row in rows] if values is None else values
-    indices = [index for index, status in enumerate(statuses)
-               if (status == "keep" or status == "discard") and values[index] is not None]
-    ranked = [rows[index] for index in indices]
-    groups = group_runs(ranked, [statuses[index] for index in indices],
-                        [values[index] for index in indices])
+    ranked, ranked_statuses, ranked_values = ranked_rows(rows, statuses, values)
+    groups = group_runs(ranked, ranked_statuses, ranked_values)
     champion, challengers = champion_board(ranked, CHALLENGER_COUNT, class_key, groups)
     floor = floor_of_groups(groups, ranked)
     latest = rows[-1] if rows else {}
@@ -601,7 +609,7 @@ def class_section(rows, class_key, *, plateau_window=PLATEAU_WINDOW, statuses=No
         "challengers": challengers,
         "replicate_groups": sum(1 for group in groups.values() if len(group["values"]) >= 2),
         "noise_floor": floor,
-        "plateau": plateau_of(ranked, floor["sigma"], plateau_window),
+        "plateau": plateau_of(ranked, floor["sigma"], plateau_window, ranked_values),
     }
 
 

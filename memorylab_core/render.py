@@ -144,7 +144,8 @@ def _board(section):
     if not isinstance(champion, dict):
         return []
     return [dict(champion, rank=1, delta=0.0)] + [
-        dict(entry, rank=rank) for rank, entry in enumerate(_dicts(section.get("challengers")), start=2)]
+        dict(entry, rank=rank)
+        for rank, entry in enumerate(_dicts(section.get("challengers")), start=2)]
 
 
 def report_data(rows, registry, *, now, since_hours):
@@ -167,7 +168,7 @@ def report_data(rows, registry, *, now, since_hours):
         elif class_keys[index] == current:
             before.append(row)
     champion = registry.get("champion") if isinstance(registry.get("champion"), dict) else None
-    champion_before = champion_of(ranked_rows(before), current)
+    champion_before = champion_of(ranked_rows(before)[0], current)
     change = None
     if champion and champion_before and number(champion.get("val_bpb")) is not None:
         change = round(champion["val_bpb"] - champion_before["val_bpb"], 6)
@@ -297,7 +298,8 @@ def _board_section(data):
     for position, item in enumerate(boards):
         tag = " (current)" if position == 0 else (" (CPU smoke runs)" if item.get("smoke") else "")
         lines += [f"### {md_cell(item.get('label'))}{tag}", "",
-                  f"{item.get('experiments')} runs; noise floor {noise_line(item.get('noise_floor'))}.",
+                  f"{item.get('experiments')} runs; noise floor "
+                  f"{noise_line(item.get('noise_floor'))}.",
                   ""]
         lines += _board_table(item.get("board") or []) + [""]
     return lines[:-1]
@@ -311,7 +313,8 @@ def render_markdown(data):
     lines = [
         "# Morning Report",
         "",
-        f"Generated {data.get('generated_at_utc')}; window: the last {_hours(window.get('since_hours'))} h "
+        f"Generated {data.get('generated_at_utc')}; window: the last "
+        f"{_hours(window.get('since_hours'))} h "
         f"(since {window.get('start_utc')}).",
         "",
         "## Headline",
@@ -356,7 +359,8 @@ def render_markdown(data):
         lines += _table(["Label", "Size", "Crashes", "Best val_bpb", "Examples"],
                         [[item.get("label"), item.get("size"), item.get("crashes"),
                           _fmt(item.get("best_val_bpb")),
-                          ", ".join(text_of(example, "run_id") for example in _dicts(item.get("examples")))]
+                          ", ".join(text_of(example, "run_id")
+                                    for example in _dicts(item.get("examples")))]
                          for item in clusters])
     else:
         lines.append("No discarded or crashed runs.")
@@ -402,7 +406,8 @@ def render_packet_markdown(packet):
         klass = _mapping(packet, "class")
         lines += ["", "## Noise", "",
                   f"Class: {klass.get('label', 'legacy')}. Noise floor {noise_line(noise)}; "
-                  f"a win must exceed {_fmt(noise.get('factor'), 1)}σ = {_fmt(noise.get('threshold'))} "
+                  f"a win must exceed {_fmt(noise.get('factor'), 1)}σ = "
+                  f"{_fmt(noise.get('threshold'))} "
                   "or pass a one-sided test at p < 0.05 over replicates."]
         group = packet.get("group")
         if isinstance(group, dict):
