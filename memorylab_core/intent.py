@@ -858,7 +858,21 @@ def parse_changes(text, base_constants=None):
         changes = [c for c in changes if not (c["knob"] in ("VE_GATE", "VE_GATE_INIT", "VE_INIT")
                                               and c["direction"] in ("off", None, "down"))]
     # a knob only named ("parallel attention and mlp blocks") is no evidence of a change
-    return [c for c in changes if c["direction"] is not None or c["value"] is not None]
+    changes = [c for c in changes if c["direction"] is not None or c["value"] is not None]
+    # a value restated at its current setting ("DEPTH 10 with ASPECT_RATIO 64") changes
+    # nothing, unless it is all the text says (a revert to the baseline value)
+    moved = [c for c in changes if not _restates_base(c, base_constants)]
+    return moved if moved else changes
+
+
+def _restates_base(change, base_constants):
+    if change["direction"] is not None or change["value"] is None:
+        return False
+    base = _base_value(change["knob"], base_constants)
+    value = change["value"]
+    if isinstance(value, (int, float)) and isinstance(base, (int, float)):
+        return abs(value - base) <= 1e-9 * max(abs(value), abs(base), 1e-12)
+    return value == base
 
 
 # ---------------------------------------------------------------- changes from constants

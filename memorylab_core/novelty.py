@@ -34,7 +34,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 4
+FEATURES_VERSION = 6
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
@@ -106,7 +106,8 @@ def features(idea, base_constants=None):
     each {"knob", "direction", "value"} and "approx": true when written
     approximately); ``knobs`` (their sorted knob names); ``tokens`` (sorted lexical
     tokens of description and tags); ``context`` (tokens of hypothesis and family
-    not already in ``tokens``); ``direction`` (the text's one overall direction
+    not already in ``tokens``); ``keys`` (the knobs as "@KNOB", or the tokens and
+    context when nothing parsed: the prefilter's one lookup per run); ``direction`` (the text's one overall direction
     word, or None); ``weight`` and ``weight_all`` (token weight sums, without and
     with context); ``sig`` (a string identifying all of the above, used to memoise
     scores).
@@ -133,8 +134,9 @@ def _features(idea, parsed):
     sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}" for c in changes)
     sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
     weight = round(_weight(tokens), 4)
-    return {"version": FEATURES_VERSION, "changes": changes,
-            "knobs": sorted({c["knob"] for c in changes}), "tokens": tokens,
+    knobs = sorted({c["knob"] for c in changes})
+    keys = ["@" + k for k in knobs] if knobs else sorted(set(tokens + context))
+    return {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
             "context": context, "direction": direction, "weight": weight,
             "weight_all": round(weight + _weight(context), 4), "sig": sig}
 
@@ -324,61 +326,57 @@ def _row_features(row, memo_features):
     return f
 
 
-def _history_features(history, memo_features):
-    """Each row's current novelty features (stored ones, else computed from its text)."""
+def _candidates(history, probe_knobs, probe_words, code):
+    """Indices of the rows worth scoring, in ledger order (one pass over history).
+
+    A run that parsed only other knobs than the idea cannot match (parsed evidence
+    is final); text that shares no word with the idea scores 0. Rows whose stored
+    features are stale are always scored, and so, when ``code`` is (sha, name,
+    value), are runs with the same code hash or the same value of the first
+    changed constant.
+    """
     version = FEATURES_VERSION
-    feats = [f if type(f) is dict and f.get("version") == version else None
-             for f in [row.get("novelty_features") for row in history]]
-    if None in feats:
-        for index, f in enumerate(feats):
-            if f is None:
-                feats[index] = _row_features(history[index], memo_features)
-    return feats
-
-
-def _candidates(feats, probe_knobs, probe_words, overrides):
-    """Indices of the rows worth scoring, in ledger order: a run whose parsed knobs
-    are all other knobs cannot match (parsed evidence is final), nor can a run
-    that shares no word with the idea; code and constant hits always count."""
-    words_apart = probe_words.isdisjoint
+    sha, name, value = code or (None, None, None)
+    # the four comprehensions below differ in one clause each: inlined, not a
+    # shared helper, because a function call per row would double the cost
     if probe_knobs:
-        knobs_apart = probe_knobs.isdisjoint
-        picked = [i for i, f in enumerate(feats)
-                  if (not knobs_apart(f["knobs"]) if f["knobs"]
-                      else not (words_apart(f["tokens"]) and words_apart(f["context"])))]
-    else:
-        picked = [i for i, f in enumerate(feats)
-                  if not (words_apart(f["tokens"]) and words_apart(f["context"]))]
-    if overrides:
-        picked = sorted(set(picked).union(overrides))
-    return picked
+        apart = ({"@" + k for k in probe_knobs} | probe_words).isdisjoint
+        if sha is None:
+            return [i for i, row in enumerate(history)
+                    if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
+                    or not apart(f["keys"])]
+        return [i for i, row in enumerate(history)
+                if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
+                or not apart(f["keys"])
+                or ((c := row.get("config")) and (c.get("code_sha256") == sha or (
+                    name is not None and (k := c.get("constants")) and k.get(name) == value)))]
+    apart = probe_words.isdisjoint   # an idea in words only is compared with every run's words
+    if sha is None:
+        return [i for i, row in enumerate(history)
+                if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
+                or not (apart(f["tokens"]) and apart(f["context"]))]
+    return [i for i, row in enumerate(history)
+            if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
+            or not (apart(f["tokens"]) and apart(f["context"]))
+            or ((c := row.get("config")) and (c.get("code_sha256") == sha or (
+                name is not None and (k := c.get("constants")) and k.get(name) == value)))]
 
 
-def _config_overrides(history, code_sha, constants, wanted, delta_text):
-    """{row index: (score, relation, reason)} from the runs' config fingerprints:
-    the same normalised code, or the same values of the constants changed from the
+def _config_hit(row, code_sha, constants, wanted, delta_text):
+    """(score, relation, reason) from a run's config fingerprint, or None: the same
+    normalised code, or the same values of the constants changed from the
     champion's config."""
-    if not code_sha:
-        return {}
-    hits = {}
-    configs = [row.get("config") for row in history]
-    for index in [i for i, c in enumerate(configs) if c and c.get("code_sha256") == code_sha]:
-        hits[index] = (CODE_SCORE, "code", "identical train.py (normalised code hash)")
-    if wanted:
-        name, value = wanted[0]
-        same_first = [i for i, c in enumerate(configs)
-                      if c and (k := c.get("constants")) and k.get(name) == value]
-        for index in same_first:
-            if index in hits:
-                continue
-            theirs = configs[index]["constants"]
-            if all(theirs.get(n) == v for n, v in wanted[1:]):
-                if theirs == constants:
-                    hits[index] = (SAME_CONSTANTS_SCORE, "same_delta",
-                                   "same constants as this train.py (" + delta_text + ")")
-                else:
-                    hits[index] = (RELATED_HIGH, "related", _BY_CONSTANTS)
-    return hits
+    config = row.get("config")
+    if not code_sha or not config:
+        return None
+    if config.get("code_sha256") == code_sha:
+        return CODE_SCORE, "code", "identical train.py (normalised code hash)"
+    theirs = config.get("constants") or {}
+    if wanted and all(theirs.get(n) == v for n, v in wanted):
+        if theirs == constants:
+            return SAME_CONSTANTS_SCORE, "same_delta", "same constants as this train.py (" + delta_text + ")"
+        return RELATED_HIGH, "related", _BY_CONSTANTS
+    return None
 
 
 def _config_changes(delta):
@@ -395,6 +393,27 @@ def _constants_reason(row, constants, delta_names):
                     if not fingerprint.same_value(theirs.get(k), constants.get(k)))
     return ("same values of " + ", ".join(delta_names) + "; also differs in " + ", ".join(others[:4])
             + (" ..." if len(others) > 4 else ""))
+
+
+def _shown_match(row, category, score, relation, reason):
+    return {"category": category, "score": round(score, 4), "run_id": row.get("run_id"),
+            "commit": row.get("commit"), "status": row.get("status"), "val_bpb": _val_bpb(row),
+            "description": row.get("description"), "family": row.get("family") or "",
+            "relation": relation, "reason": reason}
+
+
+def _explanation(changes, top_matches, nearby):
+    method = "code" if any(m["relation"] in ("code", "same_delta") for m in top_matches) else (
+        "parsed" if changes else "text")
+    return {
+        "text": _explanation_text(method, changes, top_matches, nearby),
+        "method": method,
+        "changes": changes,
+        "summary": "; ".join(format_change(c) for c in changes) or "no known knob recognised",
+        "matches": [{"run_id": m["run_id"], "relation": m["relation"], "score": m["score"],
+                     "reason": m["reason"]} for m in top_matches],
+        "nearby": nearby,
+    }
 
 
 def _explanation_text(method, changes, top_matches, nearby):
@@ -465,8 +484,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     wanted = [(n, cur_constants.get(n)) for n in delta_names]
 
     memo_scores, memo_features = {}, {}
-    floor = min(family_eff, MENTION_SCORE) if family else min(eff, MENTION_SCORE)
-    # cheap exits: a run that changes only other knobs, or shares no word, cannot matter
+    floor = family_eff if family else eff   # no run scoring below this can match
     probe_knobs = set(by_knob)
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
@@ -475,13 +493,12 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}
     informative = ("related", "opposite", "other_value", "mention")
-    overrides = _config_overrides(history, code_sha, cur_constants, wanted, delta_text)
-    feats = _history_features(history, memo_features)
-    for index in _candidates(feats, probe_knobs, probe_words, overrides):
+    code = (code_sha,) + (wanted[0] if wanted else (None, None)) if code_sha else None
+    for index in _candidates(history, probe_knobs, probe_words, code):
         row = history[index]
-        hit = overrides.get(index)
+        hit = _config_hit(row, code_sha, cur_constants, wanted, delta_text) if code_sha else None
         if hit is None:
-            rf = feats[index]
+            rf = _row_features(row, memo_features)
             key = rf["sig"]
             hit = memo_scores.get(key)
             if hit is None:
@@ -509,42 +526,23 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
                 heapq.heapreplace(nearby, item)
 
     classification = next((c for c in CATEGORIES if counts[c]), "novel")
-    top = heapq.nlargest(max(0, limit), matches, key=lambda m: (m[0], m[1]))
-    top_matches = []
+
     def spell(row, reason):
+        """The reason in words (made only for the runs shown)."""
         if reason is _BY_CONSTANTS:
             return _constants_reason(row, cur_constants, delta_names)
         if reason is None:
             return _compare(pf, _row_features(row, memo_features))[2]
         return reason
 
-    for score, index, category, relation, reason in top:
-        row = history[index]
-        reason = spell(row, reason)
-        top_matches.append({
-            "category": category, "score": round(score, 4), "run_id": row.get("run_id"),
-            "commit": row.get("commit"), "status": row.get("status"), "val_bpb": _val_bpb(row),
-            "description": row.get("description"), "family": row.get("family") or "",
-            "relation": relation, "reason": reason,
-        })
-    nearby_list = []
-    for score, index, relation, reason in sorted(nearby, reverse=True, key=lambda n: (n[0], n[1])):
-        row = history[index]
-        reason = spell(row, reason)
-        nearby_list.append({"run_id": row.get("run_id"), "status": row.get("status"),
-                            "description": row.get("description"), "relation": relation,
-                            "reason": reason})
-    method = "code" if any(m["relation"] in ("code", "same_delta") for m in top_matches) else (
-        "parsed" if changes else "text")
-    explanation = {
-        "text": _explanation_text(method, changes, top_matches, nearby_list),
-        "method": method,
-        "changes": changes,
-        "summary": "; ".join(format_change(c) for c in changes) or "no known knob recognised",
-        "matches": [{"run_id": m["run_id"], "relation": m["relation"], "score": m["score"],
-                     "reason": m["reason"]} for m in top_matches],
-        "nearby": nearby_list,
-    }
+    top = heapq.nlargest(max(0, limit), matches, key=lambda m: (m[0], m[1]))
+    top_matches = [_shown_match(history[i], category, score, relation, spell(history[i], reason))
+                   for score, i, category, relation, reason in top]
+    nearby_list = [{"run_id": history[i].get("run_id"), "status": history[i].get("status"),
+                    "description": history[i].get("description"), "relation": relation,
+                    "reason": spell(history[i], reason)}
+                   for _, i, relation, reason in sorted(nearby, reverse=True, key=lambda n: (n[0], n[1]))]
+    explanation = _explanation(changes, top_matches, nearby_list)
     return {
         "classification": classification,
         "probe_text": probe_text(idea),
