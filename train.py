@@ -30,6 +30,9 @@ from prepare import SUMMARY_SCHEMA_VERSION, utc_now, file_sha256, module_constan
 
 t_start = time.time()  # total_seconds counts from here
 started_at_utc = utc_now()
+with open(__file__) as f:  # fork addition: train.py as it was when the run started
+    train_py_source = f.read()
+train_py_sha256 = file_sha256(__file__)
 device_type = get_device_type()
 
 # -----------------------------------------------------------------------------
@@ -63,6 +66,7 @@ def sdpa_attn_func(q, k, v, causal=True, window_size=(-1, 0)):
     return y.transpose(1, 2)
 
 
+attention_backend = "fa3" if flash_attn_func is not None else "sdpa"
 if flash_attn_func is None:
     print(f"Attention: PyTorch SDPA fallback on {device_type}")
     flash_attn_func = sdpa_attn_func
@@ -583,9 +587,8 @@ print(f"{'depth:':<18}{DEPTH}")
 
 # Fork addition: the same figures plus provenance, as JSON for MemoryLab
 if summary_path:
-    with open(__file__) as f:
-        hyperparameters = module_constants(f.read(), globals())
     import prepare
+    hyperparameters = module_constants(train_py_source, globals())
     write_summary(summary_path, {
         **summary,
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -593,11 +596,12 @@ if summary_path:
         "finished_at_utc": utc_now(),
         "device": torch.cuda.get_device_name() if on_cuda else device_type,
         "torch_version": torch.__version__,
-        "time_budget_s": TIME_BUDGET,
-        "max_seq_len": MAX_SEQ_LEN,
-        "eval_tokens": EVAL_TOKENS,
+        "attention": attention_backend,
+        "time_budget_s": prepare.TIME_BUDGET,  # prepare's values: what the metric really used
+        "max_seq_len": prepare.MAX_SEQ_LEN,
+        "eval_tokens": prepare.EVAL_TOKENS,
         "seed": seed,
         "hyperparameters": hyperparameters,
-        "train_py_sha256": file_sha256(__file__),
+        "train_py_sha256": train_py_sha256,
         "prepare_py_sha256": file_sha256(prepare.__file__),
     })

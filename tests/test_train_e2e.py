@@ -20,7 +20,7 @@ SUMMARY_FORMATS = [  # (key, value pattern): key plus colon padded to 18 charact
     ("peak_vram_mb", r"\d+\.\d"), ("mfu_percent", r"\d+\.\d\d"), ("total_tokens_M", r"\d+\.\d"),
     ("num_steps", r"\d+"), ("num_params_M", r"\d+\.\d"), ("depth", r"\d+"),
 ]
-PROVENANCE_KEYS = ("schema_version", "started_at_utc", "finished_at_utc", "device", "torch_version",
+PROVENANCE_KEYS = ("schema_version", "started_at_utc", "finished_at_utc", "device", "attention", "torch_version",
                    "time_budget_s", "max_seq_len", "eval_tokens", "seed", "hyperparameters",
                    "train_py_sha256", "prepare_py_sha256")
 
@@ -99,6 +99,7 @@ class EndToEndTest(unittest.TestCase):
             self.assertRegex(sidecar[key], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertLessEqual(sidecar["started_at_utc"], sidecar["finished_at_utc"])
         self.assertEqual(sidecar["device"], "cpu")
+        self.assertEqual(sidecar["attention"], "sdpa")
         import torch
         self.assertEqual(sidecar["torch_version"], torch.__version__)
         self.assertEqual((sidecar["time_budget_s"], sidecar["max_seq_len"], sidecar["eval_tokens"]),
