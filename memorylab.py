@@ -22,8 +22,25 @@ MODES = ("explore", "exploit", "replicate")  # == novelty.MODES (kept here: no i
 
 # ---------------------------------------------------------------- output helpers
 
+def _finite(obj):
+    """`obj` with every NaN/±Infinity float replaced by None (records from an earlier
+    fork may hold them; bare NaN is not JSON, so strict parsers would reject it)."""
+    if isinstance(obj, float):
+        return obj if obj - obj == 0 else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
+
+
 def _emit_json(obj):
-    print(json.dumps(obj, indent=2, ensure_ascii=False))
+    """One strictly valid JSON object on stdout (non-finite numbers become null)."""
+    try:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    print(text)
 
 
 def _warn_bad_lines(bad):
@@ -44,6 +61,12 @@ def _memory_gb(vram_mb):
         not isinstance(vram_mb, bool) else None
 
 
+def _one_line(text):
+    """Agent-written text made safe to print on one line (views.one_line)."""
+    from memorylab_core.views import one_line
+    return one_line(text)
+
+
 def _bad_lines_json(bad):
     return [{"line": number, "problem": problem} for number, problem in bad]
 
@@ -53,9 +76,9 @@ def _champion_line(champion):
         return "Champion: none yet"
     memory = champion.get("memory_gb")
     memory_text = f", {memory:.1f} GB" if isinstance(memory, (int, float)) else ""
-    return (f"Champion: {champion.get('run_id')} ({champion.get('commit')}) "
-            f"val_bpb {_num(champion.get('val_bpb'))}{memory_text}: "
-            f"{champion.get('description') or ''}")
+    return _one_line(f"Champion: {champion.get('run_id')} ({champion.get('commit')}) "
+                     f"val_bpb {_num(champion.get('val_bpb'))}{memory_text}: "
+                     f"{champion.get('description') or ''}")
 
 
 def _guard_lines(guard):
@@ -89,7 +112,7 @@ def _guard_lines(guard):
         lines.extend(f"Why: {item}" for item in explanation if isinstance(item, str))
     elif isinstance(explanation, dict) and isinstance(explanation.get("text"), str):
         lines.append(f"Why: {explanation['text']}")
-    return lines
+    return [_one_line(line) for line in lines]
 
 
 # ---------------------------------------------------------------- commands
@@ -158,10 +181,10 @@ def cmd_log(args, store, now):
           f"memory: {_num(memory, 1)} GB")
     if guard.get("classification") not in (None, "novel"):
         policy = guard.get("policy") or {}
-        print(f"Novelty: {guard.get('classification')} (policy {policy.get('decision')}: "
-              f"{policy.get('rationale')})")
-    print(f"Decision packet: action={packet.get('next_action')} "
-          f"priority={packet.get('priority')} summary={packet.get('summary')}")
+        print(_one_line(f"Novelty: {guard.get('classification')} (policy "
+                        f"{policy.get('decision')}: {policy.get('rationale')})"))
+    print(_one_line(f"Decision packet: action={packet.get('next_action')} "
+                    f"priority={packet.get('priority')} summary={packet.get('summary')}"))
     print(_champion_line(champion))
     for path in result["report_paths"]:
         print(f"Report: {path}")
@@ -196,7 +219,9 @@ EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
 
 
 def _json_or_text(args, data, text):
-    _warn_bad_lines(data.pop("bad_lines", []))
+    bad = data.get("bad_lines") or []
+    _warn_bad_lines(bad)
+    data["bad_lines"] = _bad_lines_json(bad)
     if args.json:
         _emit_json(data)
     else:
@@ -282,7 +307,8 @@ def build_parser():
                          help="print one JSON object on stdout instead of text")
     idea = argparse.ArgumentParser(add_help=False)
     idea.add_argument("--description", required=True, help="what the run changes")
-    idea.add_argument("--tags", default="", help="comma-separated tags (lower-cased)")
+    idea.add_argument("--tags", default="",
+                      help="comma- or space-separated tags (lower-cased)")
     idea.add_argument("--family", default=None, help="idea family (default: general)")
     idea.add_argument("--hypothesis", default=None, help="why it should help")
     idea.add_argument("--mode", choices=MODES, default="exploit",
@@ -292,8 +318,15 @@ def build_parser():
     idea.add_argument("--limit", type=int, default=3, help="closest runs to show (default: 3)")
 
     parser = _Parser(
-        prog="memorylab.py", description="MemoryLab: research memory for autoresearch.")
-    parser.add_argument("--root", default=None, help=argparse.SUPPRESS)
+        prog="memorylab.py", description="MemoryLab: research memory for autoresearch.",
+        epilog="exit codes: 0 ok; 1 error (one `error:` line on stderr); 2 blocked by "
+               "check --fail-on-similar; 3 doctor found problems. environment: "
+               "MEMORYLAB_ROOT (store root), MEMORYLAB_NOW (an ISO 8601 UTC time used "
+               "instead of the clock). Reference: docs/memorylab_api.md")
+    parser.add_argument("--root", default=None,
+                        help="store root, before or after the command (default: "
+                             "$MEMORYLAB_ROOT, else the git top-level of the current "
+                             "directory, else the current directory)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", parents=[common], help="create the store (idempotent)")
@@ -308,9 +341,12 @@ def build_parser():
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("log", parents=[common, as_json, idea], help="record a finished run")
-    p.add_argument("--status", required=True, choices=("keep", "discard", "crash"))
+    p.add_argument("--status", required=True, choices=("keep", "discard", "crash"),
+                   help="keep (better than the best so far), discard, or crash (no result)")
     p.add_argument("--notes", default=None, help="free-form notes")
-    p.add_argument("--summary", default=None, help="train.py's summary sidecar (JSON)")
+    p.add_argument("--summary", default=None,
+                   help="train.py's summary sidecar (JSON), the file named by "
+                        "AUTORESEARCH_SUMMARY_PATH when the run was started")
     p.add_argument("--log", default=None, help="the run's log (metrics parsed from its tail "
                                                "when no --summary; archived)")
     p.add_argument("--error", default=None, help="crash: one-line error summary")
@@ -318,9 +354,10 @@ def build_parser():
                    help="do not copy the log, summary and patch into runs/<run_id>/")
     p.add_argument("--report", action="store_true", help="refresh the morning report too")
     p.add_argument("--since-hours", type=float, default=16.0,
-                   help="report window with --report (default: 16)")
+                   help="report window with --report, hours > 0 (default: 16)")
     p.add_argument("--noise-factor", type=float, default=2.0,
-                   help="promote needs a gain of at least this many noise sigmas (default: 2)")
+                   help="promote needs a gain of at least this many noise sigmas, "
+                        "a finite number > 0 (default: 2)")
     p.set_defaults(run=cmd_log)
 
     p = sub.add_parser("report", parents=[common, as_json], help="render the morning report")
@@ -381,17 +418,47 @@ def main(argv=None, *, cwd=None, env=None):
     for name in ("root", "summary", "log", "output"):  # relative to the command's cwd
         if getattr(args, name, None):
             setattr(args, name, os.path.join(args.cwd, getattr(args, name)))
+    store = None
     try:
         now = records.now_utc(env)
         store = lab.open_store(args.root, env=env, cwd=args.cwd)
-        return args.run(args, store, now)
+        existed = os.path.isdir(store.lab_dir)
+        code = args.run(args, store, now)
+        if not existed and os.path.isdir(store.lab_dir) and args.command != "init":
+            print(f"note: created a new MemoryLab store at {store.root}", file=sys.stderr)
+        return code
     except records.InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader (`| head`) has what it wanted
+        return EXIT_OK
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(_one_line(f"error: {exc.strerror or exc}{where}"), file=sys.stderr)
+    except RecursionError:
+        print("error: input nested too deeply", file=sys.stderr)
+    except Exception as exc:  # a backstop: every failure is one line, never a traceback
+        print(_one_line(f"error: internal error: {type(exc).__name__}: {exc}"),
+              file=sys.stderr)
     return EXIT_ERROR
 
 
+def _quiet_stdout():
+    """Point stdout at /dev/null, so that flushing it at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `memorylab.py show champion | head -1`: not a failure
+        pass
+    sys.stderr.flush()
+    # The OS reclaims a loaded index at once; freeing 100k rows object by object at
+    # interpreter exit costs 0.1-0.3 s. Every file was closed by its `with` block.
+    os._exit(code)

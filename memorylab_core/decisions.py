@@ -11,7 +11,10 @@ Everything is compared within the record's comparability class (noise.comparabil
 device, time budget, max_seq_len, eval_tokens, prepare.py hash; records without them form
 the legacy class): its champion, runner-up, replicate groups, noise floor and plateau.
 A run's replicate group is noise.replicate_key (config fingerprint, else commit); a group's
-score is its mean val_bpb (the run's value when n = 1). ``Δ`` is the opponent's score minus
+score is its mean val_bpb (the run's value when n = 1). Group statistics (n, mean, sd, the
+noise floor) count every non-crash run of the group, discarded reruns included: dropping
+the discards would keep only the reruns that came out well, a selection that biases the
+mean low and the spread small. ``Δ`` is the opponent's score minus
 the group's (positive = the run's group is better). The opponent is the class champion
 before the run, or the runner-up when the run is a rerun of the champion's group.
 
@@ -32,8 +35,16 @@ Rules, first match wins:
    - ``promote`` (high) when Δ ≥ k·σ, or when the group has n ≥ 2 and a one-sided test
      says its mean is lower at p < 0.05 (Welch when both sides have n ≥ 2; when the
      opponent rests on one run, a t test with the measured pooled σ; none with the prior);
+     except that a rerun of the champion's own group whose group was already promoted
+     (an earlier run's packet said ``promote``), or that was discarded, confirms the
+     champion: ``branch_followup`` (medium), summary ``Branch a follow-up from champion
+     <id>: run <id> confirms it at mean ...``; and a discarded rerun of another group
+     gets ``retry`` (medium) with the seeds to rerun: a discard is never promoted;
    - else ``replicate`` (high): a win inside the noise. The summary gives Δ, k·σ, σ and n,
      and names the commit to rerun and unused AUTORESEARCH_SEED values (43, 44, ...).
+   A discarded run only ever gets ``abandon``, ``retry`` or ``branch_followup`` (the
+   published floor): where rules 3-5 would say ``replicate`` for it, it gets ``retry``
+   (medium) with the same summary and seeds.
 4. a rerun of the champion's group with no other group to compare: ``branch_followup``
    (medium): the baseline is replicated, build on it.
 5. a rerun of the champion's group whose mean now trails the runner-up: ``replicate``
@@ -67,10 +78,11 @@ run's delta to each (run value minus champion, negative = better).
 """
 
 from memorylab_core import noise, stats
-from memorylab_core.registry import (class_keys_of, error_text, floor_of_groups, group_entry,
-                                     group_runs, looks_like_oom, memory_gb_of, number,
-                                     plateau_of, ranked_rows, ranking, status_of, text_of,
-                                     val_bpb_of)
+from memorylab_core.failures import error_text, looks_like_oom
+from memorylab_core.fields import memory_gb_of, number, status_of, text_of, val_bpb_of
+from memorylab_core.facts import CLASS, facts_of, row_facts
+from memorylab_core.registry import (floor_of_groups, group_entry, group_runs, plateau_of,
+                                     ranked_rows, ranking)
 
 ACTIONS = ("promote", "branch_followup", "replicate", "retry", "abandon", "fix_and_retry",
            "investigate_crash")
@@ -173,13 +185,21 @@ class _Side:
         return self.entry.get("run_id")
 
 
+def _promoted(row):
+    """Whether the run's own packet said promote (its group was established then)."""
+    packet = row.get("decision_packet")
+    return isinstance(packet, dict) and packet.get("next_action") == "promote"
+
+
 def _from_rows(record, rows, class_key):
     """The class board before the record, from the rows: champion and runner-up (with
     their values), the record's replicate group so far, all groups and the ranked rows."""
     rows = [row for row in rows if isinstance(row, dict)]
-    class_rows = [row for row, key in zip(rows, class_keys_of(rows)) if key == class_key]
-    ranked, statuses, values = ranked_rows(class_rows)
-    groups = group_runs(ranked, statuses, values)
+    facts = facts_of(rows)
+    members = [index for index, fact in enumerate(facts) if fact[CLASS] == class_key]
+    ranked, ranked_facts = ranked_rows([rows[index] for index in members],
+                                       [facts[index] for index in members])
+    groups = group_runs(ranked, ranked_facts)
     best = ranking(groups, 2)
     sides = [_Side(group_entry(ranked, group, class_key), group["values"]) for group in best]
     key = noise.replicate_key(record)
@@ -192,9 +212,10 @@ def _from_rows(record, rows, class_key):
         "group_seeds": {noise.run_seed(ranked[index]) for index in mine["indices"]}
                        if mine else set(),
         "group_commit": text_of(ranked[mine["indices"][0]], "commit") if mine else "",
+        "group_promoted": bool(mine) and any(_promoted(ranked[index]) for index in mine["indices"]),
         "groups": groups,
         "ranked": ranked,
-        "values": values,
+        "facts": ranked_facts,
         "floor": None,
         "plateau": None,
     }
@@ -227,7 +248,7 @@ def _from_registry(record, registry_before, class_key):
     view = {"champion": _Side(champion) if champion else None,
             "runner_up": _Side(challengers[0]) if challengers else None,
             "group_values": [], "group_kept": 0, "group_seeds": set(), "group_commit": "",
-            "groups": None, "ranked": None, "values": None, "floor": floor,
+            "group_promoted": False, "groups": None, "ranked": None, "facts": None, "floor": floor,
             "plateau": section.get("plateau")}
     for entry in ([champion] if champion else []) + challengers:
         if entry.get("group") == key and entry.get("n") == 1:
@@ -297,27 +318,26 @@ class _Case:
         self.key = noise.replicate_key(record)
         if view["groups"] is not None:
             # the floor after this run: the class's groups with the run added to its own
-            after = view["ranked"] + ([record] if ranked else [])
             groups = dict(view["groups"])
             if ranked and self.key is not None:
-                mine = groups.get(self.key) or {"values": [], "indices": []}
-                groups[self.key] = {"values": mine["values"] + [self.value],
-                                    "indices": mine["indices"] + [len(after) - 1]}
-            self.floor = floor_of_groups(groups, after)
+                mine = groups.get(self.key) or {"values": []}
+                groups[self.key] = {"values": mine["values"] + [self.value]}
+            self.floor = floor_of_groups(groups)
         else:
             self.floor = view["floor"] if isinstance(view["floor"], dict) else noise.noise_floor([])
         self.sigma = self.floor["sigma"]
         self.band = PROMISING_BAND if self.floor.get("source") != "measured" else k * self.sigma
         if view["ranked"] is not None:
-            mine = [self.value] if ranked else []
+            mine = [row_facts(record)] if ranked else []
             self.plateau = plateau_of(view["ranked"] + ([record] if ranked else []), self.sigma,
-                                      plateau_window, view["values"] + mine)
+                                      plateau_window, view["facts"] + mine)
         else:
             self.plateau = view["plateau"] if isinstance(view["plateau"], dict) else None
         self.champion, runner_up = view["champion"], view["runner_up"]
         self.is_champion_group = (self.champion is not None and self.champion.key is not None
                                   and self.champion.key == self.key)
         self.opponent = runner_up if self.is_champion_group else self.champion
+        self.promoted = view["group_promoted"]  # an earlier run of the group got promote
         used = view["group_seeds"] | ({noise.run_seed(record)} if ranked else set())
         self.seeds = noise.next_seeds(used, REPLICATE_SEEDS)
         self.commit = text_of(record, "commit") or view["group_commit"]
@@ -384,6 +404,16 @@ def _win(case, delta):
         case.test = _test(case.values, opponent, case.floor)
     test = case.test
     if clear or (test and test["p"] < SIGNIFICANCE):
+        if case.is_champion_group and (case.promoted or case.status != "keep"):
+            return _confirmation(case, delta)
+        if case.status != "keep":
+            return ("retry", "medium",
+                    f"Retry run {case.run_id}: with this discarded rerun its group averages "
+                    f"{_fmt(mean)} val_bpb (n={n}), {case.noise_words(delta)} better than "
+                    f"champion {opponent.run_id} ({_fmt(opponent.mean)}), but a discarded run "
+                    f"is never promoted; {case.advise_replicates()} and keep it if it holds.",
+                    "The group looks better than the champion, yet this run was discarded; "
+                    "settle it with a kept rerun before building on it.")
         rationale = "The gain is larger than the noise; build the next experiments on its commit."
         if test:
             name = "Welch" if test["method"] == "welch" else "pooled t"
@@ -406,6 +436,29 @@ def _win(case, delta):
             "The gain is inside the noise floor: do not build on it yet. Rerun the same commit "
             f"with new seeds; promote once Δ ≥ kσ or the replicate group beats the champion at "
             f"p < {SIGNIFICANCE}.")
+
+
+def _confirmation(case, delta):
+    """Rule 3 for a rerun of the champion's own group that still beats the runner-up
+    when the group was already promoted, or the rerun was discarded: it confirms the
+    champion; it is not a new one."""
+    opponent = case.opponent
+    return ("branch_followup", "medium",
+            f"Branch a follow-up from champion {case.champion.run_id}: run {case.run_id} "
+            f"confirms it at mean {_fmt(case.mean)} val_bpb (n={case.n}), Δ={delta:.6f} vs "
+            f"runner-up {opponent.run_id} ({_fmt(opponent.mean)}).",
+            "A rerun of the champion's commit, not a new champion: the champion stands; "
+            "build the next idea on its commit.")
+
+
+def _within_discard_floor(case, verdict):
+    """A discarded run gets only abandon, retry or branch_followup (the published floor):
+    `replicate` advice for a discarded rerun becomes `retry` with the same seeds."""
+    action, priority, summary, rationale = verdict
+    if case.status == "keep" or action in ("abandon", "retry", "branch_followup"):
+        return verdict
+    assert action == "replicate", action  # _win never promotes a discarded run
+    return ("retry", "medium", summary.replace("Replicate run", "Retry run", 1), rationale)
 
 
 def _kept(case):
@@ -461,6 +514,8 @@ def _choose(case):
                 f"({case.status or 'no'} status).",
                 "Without a finite val_bpb the run cannot be compared; rerun it and log the summary.")
     verdict = _contender(case) if case.contender else None
+    if verdict is not None:
+        verdict = _within_discard_floor(case, verdict)
     if verdict is None:
         verdict = _kept(case) if case.status == "keep" else _discarded(case)
     return verdict
@@ -549,7 +604,7 @@ def decide(record, registry_before, novelty_guard, *, rows=None,
                    "sd": stats.sample_sd(values) if case.n >= 2 else None,
                    "min": min(values), "max": max(values)} if values else None),
         "test": case.test,
-        "replicate": case.replicate if action == "replicate" else None,
+        "replicate": case.replicate if action in ("replicate", "retry") else None,
         "plateau": case.plateau,
         "recommendation": recommendation,
     }

@@ -21,6 +21,7 @@ from . import records, store as store_module
 from .views import artifact_paths
 
 REQUIRED_FIELDS = ("run_id", "timestamp_utc", "commit", "status", "description", "metrics")
+MAX_SHOWN = 20  # text output: findings shown per kind, then a count
 
 
 # ---------------------------------------------------------------- the ledger (pure)
@@ -30,7 +31,9 @@ def scan_ledger(lines):
     (store.ledger_lines; a line with a problem but a record is a whole record that
     only lost its newline: a bad line that the repair keeps).
 
-    Returns {"lines", "records", "bad_lines" [{line, problem, text}],
+    Returns {"lines" (the last line's number), "blank_lines" (blank or whitespace-only
+    lines: they hold nothing, and a repair drops them), "records", "bad_lines"
+    [{line, problem, text}],
     "duplicates" [{run_id, lines, identical}], "missing_fields" [{line, run_id,
     fields}], "unknown_status" [{line, run_id, status}]}."""
     bad, missing, unknown = [], [], []
@@ -59,7 +62,8 @@ def scan_ledger(lines):
                 entry["identical"] &= raw.strip() == first_seen[run_id][1]
             else:
                 first_seen[run_id] = (number, raw.strip())
-    return {"lines": len(lines), "records": count, "bad_lines": bad,
+    last = lines[-1][0] if lines else 0  # line numbers count blank lines too
+    return {"lines": last, "blank_lines": last - len(lines), "records": count, "bad_lines": bad,
             "duplicates": list(duplicates.values()), "missing_fields": missing,
             "unknown_status": unknown}
 
@@ -98,7 +102,7 @@ def plan_repair(lines):
 def _fresh_id(record, taken):
     """A new id in the published format for a record whose id repeats an earlier one:
     the same timestamp and commit, seconds bumped until free (records.unique_run_id)."""
-    from .views import format_utc, parse_utc
+    from .records import format_utc, parse_utc
     stamp = parse_utc(record.get("timestamp_utc"))
     old = record.get("run_id") or ""
     if stamp is None:  # fall back to the timestamp written in the old id
@@ -199,7 +203,8 @@ def repair(store, *, now):
     with store.lock():
         lines = store_module.ledger_lines(store)
         kept, quarantined, renamed = plan_repair(lines)
-        changed = bool(quarantined or renamed) or any(problem for *_, problem in lines)
+        blank = len(lines) != (lines[-1][0] if lines else 0)  # dropped by the rewrite
+        changed = bool(quarantined or renamed or blank) or any(problem for *_, problem in lines)
         if changed:
             store_module.rewrite_ledger(store, kept, quarantined)
         rows, _ = store.read_rows()
@@ -215,26 +220,34 @@ def repair(store, *, now):
 
 # ---------------------------------------------------------------- text output
 
+def _capped(items, describe, limit=MAX_SHOWN):
+    """Text lines for the first `limit` findings of one kind, then a count of the rest
+    (`--json` keeps every finding)."""
+    shown = [describe(item) for item in items[:limit]]
+    if len(items) > limit:
+        shown.append(f"  ... and {len(items) - limit} more (see doctor --json)")
+    return shown
+
+
 def format_findings(f, repaired=None):
-    lines = [f"Ledger {f['ledger']}: {f['lines']} lines, {f['records']} records"]
-    for bad in f["bad_lines"]:
-        lines.append(f"  problem: line {bad['line']}: {bad['problem']}")
-    for dup in f["duplicates"]:
-        kind = "identical copies" if dup["identical"] else "different records"
-        lines.append(f"  problem: run id {dup['run_id']} on lines "
-                     f"{', '.join(map(str, dup['lines']))} ({kind})")
+    from .views import one_line
+    blank = f.get("blank_lines") or 0
+    lines = [f"Ledger {f['ledger']}: {f['lines']} lines, {f['records']} records"
+             + (f", {blank} blank" if blank else "")]
+    lines += _capped(f["bad_lines"], lambda bad: f"  problem: line {bad['line']}: {bad['problem']}")
+    lines += _capped(f["duplicates"], lambda dup: (
+        f"  problem: run id {dup['run_id']} on lines {', '.join(map(str, dup['lines']))} "
+        f"({'identical copies' if dup['identical'] else 'different records'})"))
     if f["registry"] != "ok":
         lines.append(f"  problem: registry is {f['registry']}")
-    for m in f["missing_fields"]:
-        lines.append(f"  warning: line {m['line']} ({m['run_id']}): missing "
-                     f"{', '.join(m['fields'])}")
-    for u in f["unknown_status"]:
-        lines.append(f"  warning: line {u['line']} ({u['run_id']}): unknown status "
-                     f"{u['status']!r}")
-    for m in f["missing_files"]:
-        lines.append(f"  warning: {m['run_id']}: archived file missing: {m['path']}")
-    for path in f["orphan_run_dirs"]:
-        lines.append(f"  warning: {path}: no ledger record names this run folder")
+    lines += _capped(f["missing_fields"], lambda m: (
+        f"  warning: line {m['line']} ({m['run_id']}): missing {', '.join(m['fields'])}"))
+    lines += _capped(f["unknown_status"], lambda u: (
+        f"  warning: line {u['line']} ({u['run_id']}): unknown status {u['status']!r}"))
+    lines += _capped(f["missing_files"], lambda m: (
+        f"  warning: {m['run_id']}: archived file missing: {m['path']}"))
+    lines += _capped(f["orphan_run_dirs"], lambda path: (
+        f"  warning: {path}: no ledger record names this run folder"))
     if f["results_tsv_mismatch"]:
         lines.append(f"  warning: results.tsv has {f['results_tsv_rows']} rows for "
                      f"{f['records']} records")
@@ -242,11 +255,11 @@ def format_findings(f, repaired=None):
         lines.append(f"Repaired: {repaired['quarantined']} lines moved to "
                      f"{repaired['quarantine']}, {len(repaired['renamed'])} run ids renewed, "
                      f"registry {'rewritten' if repaired['registry_rewritten'] else 'unchanged'}")
-        for r in repaired["renamed"]:
-            lines.append(f"  line {r['line']}: {r['old']} -> {r['new']}")
+        lines += _capped(repaired["renamed"],
+                         lambda r: f"  line {r['line']}: {r['old']} -> {r['new']}")
         after = repaired["after"]
         lines.append(f"After repair: {after['problems']} problems, {after['warnings']} warnings")
     else:
         lines.append(f"{f['problems']} problems, {f['warnings']} warnings"
                      + (" (doctor --repair fixes the problems)" if f["problems"] else ""))
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)

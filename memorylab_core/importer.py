@@ -5,6 +5,9 @@ for a crash), memory_gb (0.0 for a crash), status (keep|discard|crash), descript
 Each row becomes one record with its status and description kept, val_bpb and
 peak_vram_mb from the row (null for a crash), family "general", tag "imported",
 and `imported` = {"source", "row", "line", "row_sha256", "parent_inferred"}.
+A leading UTF-8 byte order mark is skipped and statuses are case-insensitive; a row is
+rejected (naming its line) unless its commit is hexadecimal, a keep/discard row has
+val_bpb > 0 at 6 decimals, and memory_gb is within [0, 1e9].
 
 Parents follow upstream's loop: a kept commit advances the branch, a discarded or
 crashed one is reset, so a row's parent is the last kept commit above it.
@@ -18,11 +21,14 @@ results.tsv therefore imports nothing.
 import hashlib
 import math
 import os
+import re
 from collections import Counter
 
 from . import records
 
 COLUMNS = ("commit", "val_bpb", "memory_gb", "status", "description")
+MAX_MEMORY_GB = 1e9  # peak_vram_mb = memory_gb * 1024 must stay a sane finite number
+_HEX = re.compile(r"[0-9a-fA-F]+")
 IMPORT_TAG = "imported"
 
 
@@ -33,6 +39,8 @@ def parse_tsv(text, source="results.tsv"):
     data rows of a results.tsv (header optional, blank lines skipped). Raises
     records.InputError naming the line for a malformed row."""
     rows, first = [], True
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark (Excel, Windows editors)
+        text = text[1:]
     for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
@@ -52,15 +60,21 @@ def parse_tsv(text, source="results.tsv"):
                                      f"{', '.join(records.STATUSES)}, got {status!r}")
         if not commit:
             raise records.InputError(f"{source} line {number}: empty commit")
+        if not _HEX.fullmatch(commit):
+            raise records.InputError(f"{source} line {number}: commit must be a hexadecimal "
+                                     f"git hash, got {commit[:40]!r}")
         if not description:
             raise records.InputError(f"{source} line {number}: empty description")
         val_bpb = _number(bpb_text, "val_bpb", source, number)
         memory_gb = _number(mem_text, "memory_gb", source, number)
         if status == "crash":
             val_bpb = memory_gb = None
-        elif not val_bpb or val_bpb <= 0:
+        elif round(val_bpb, 6) <= 0:  # results.tsv has 6 decimals: 0.000000 is no result
             raise records.InputError(f"{source} line {number}: a {status} row needs a "
                                      f"positive val_bpb, got {bpb_text!r}")
+        elif not 0 <= memory_gb <= MAX_MEMORY_GB:
+            raise records.InputError(f"{source} line {number}: memory_gb must be within "
+                                     f"[0, {MAX_MEMORY_GB:g}], got {mem_text!r}")
         rows.append({"row": len(rows) + 1, "line": number, "commit": commit,
                      "val_bpb": val_bpb, "memory_gb": memory_gb, "status": status,
                      "description": " ".join(description.split()), "raw": raw})
@@ -158,7 +172,7 @@ def _timestamps(path, now, count):
     """One second apart in file order, the last at the file's modification time (or
     now, when that is later than now): results.tsv rows carry no time of their own."""
     from datetime import datetime, timedelta, timezone
-    from .views import format_utc, parse_utc
+    from .records import format_utc, parse_utc
     end = min(parse_utc(now), datetime.fromtimestamp(os.path.getmtime(path), timezone.utc))
     end = end.replace(microsecond=0)
     return [format_utc(end - timedelta(seconds=count - 1 - i)) for i in range(count)]

@@ -16,22 +16,25 @@ from . import gitinfo, records, store as store_module
 
 def open_store(root=None, env=None, cwd=None):
     """The store for --root / $MEMORYLAB_ROOT / the git work tree of `cwd`."""
-    from . import novelty
-    return store_module.Store(store_module.find_root(root, env, cwd),
-                              enrich=_enrich_row, enrich_version=novelty.FEATURES_VERSION)
+    from . import facts, novelty
+    return store_module.Store(store_module.find_root(root, env, cwd), enrich=_enrich_row,
+                              enrich_version=f"{novelty.FEATURES_VERSION}/{facts.FACTS_VERSION}")
 
 
 def _enrich_row(row):
-    """Current novelty features for a row whose record has none (earlier fork's
-    records) or features of an older FEATURES_VERSION, computed once when the index
-    is built instead of on every check. The parent's constants are not in the
-    record, so relative values ("double DEPTH") stay unresolved here."""
-    from . import novelty
+    """Derived fields of an index row, computed once when the row is indexed instead
+    of on every command: current novelty features for a row whose record has none
+    (earlier fork's records) or features of an older FEATURES_VERSION, and the
+    row facts (`_facts`, facts.row_facts). The parent's constants are
+    not in the record, so relative values ("double DEPTH") stay unresolved here
+    (base None: the record's own constants are those after the change)."""
+    from . import facts, novelty
     features = row.get("novelty_features")
     if not (isinstance(features, dict) and features.get("version") == novelty.FEATURES_VERSION):
         idea = records.idea_of(row.get("description") or "", row.get("hypothesis"),
                                row.get("family"), row.get("tags") or ())
         row["novelty_features"] = novelty.features(idea, None)
+    row["_facts"] = facts.row_facts(row)
 
 
 # ---------------------------------------------------------------- init
@@ -81,9 +84,11 @@ def _champion_config(rows, champion):
 def _registry_now(store, rows, now):
     """The registry of `rows`: the registry file when it describes the ledger as it
     is (written by the last writer), else built from the rows."""
-    from . import registry
     current = store.fresh_registry(len(rows))
-    return current if current is not None else registry.build_registry(rows, now=now)
+    if current is None:
+        from . import registry  # only when stale: `check --code` usually never loads it
+        current = registry.build_registry(rows, now=now)
+    return current
 
 
 # ---------------------------------------------------------------- check
@@ -253,7 +258,8 @@ def _write_report(store, rows, current, *, now, since_hours, output=None, with_d
     from . import html, render
     data = render.report_data(rows, current, now=now, since_hours=since_hours)
     markdown = render.render_markdown(data)
-    extra = {} if output else {"latest.json": store_module.to_json(data) + "\n",
+    # latest.json holds one point per run: compact, so the C encoder writes it.
+    extra = {} if output else {"latest.json": store_module.to_json(data, indent=None) + "\n",
                                "latest.html": html.render_html(data)}
     paths = store.write_report(markdown, records.compact_stamp(now), output=output,
                                extra=extra)

@@ -11,22 +11,23 @@ not finite, and every crash, is simply not comparable and is skipped.
     split_by_class(rows)          {class key: [rows]} in ledger order
     replicate_key(row)            which runs count as reruns of the same config
     replicate_groups(rows)        n, mean, sd, min, max ... per replicate group
+    group_summary(values)         n, mean, sd, min, max of one group's values
     noise_floor(rows)             pooled within-group sd, or the prior
+    floor_from_values(lists)      the same from replicate groups' val_bpb lists
     plateau(rows, sigma, window)  did the last runs improve by more than sigma?
     next_seeds(group, count)      AUTORESEARCH_SEED values not tried yet
 
 Everything is a single pass over the rows.
 """
 
-import math
-
+from memorylab_core.fields import mapping_of, number, status_of, val_bpb_of
 from memorylab_core.stats import mean, pooled_sd, sample_sd
 
 __all__ = [
     "PRIOR_SIGMA", "DEFAULT_SEED", "LEGACY_CLASS", "CLASS_FIELDS",
     "comparable_val_bpb", "run_seed", "comparability_class", "class_label",
-    "split_by_class", "replicate_key", "replicate_groups", "noise_floor",
-    "plateau", "next_seeds",
+    "split_by_class", "replicate_key", "replicate_groups", "group_summary", "noise_floor",
+    "floor_from_values", "plateau", "next_seeds",
 ]
 
 # Run-to-run spread of a 5-minute val_bpb is roughly 0.0005-0.002 (seed and
@@ -48,25 +49,8 @@ _HASH_CHARS = 12           # prepare.py hash prefix kept in a class key
 
 # --- reading fields defensively -----------------------------------------------
 
-def _mapping(row, name):
-    value = row.get(name) if isinstance(row, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
 def _text(value):
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _finite_number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _status(row):
-    status = row.get("status")
-    return status.strip().lower() if isinstance(status, str) and status.strip() else None
 
 
 def comparable_val_bpb(row):
@@ -76,10 +60,9 @@ def comparable_val_bpb(row):
     val_bpb that is missing, null, not a number (strings and bools included),
     not finite or not positive.
     """
-    if not isinstance(row, dict) or _status(row) == "crash":
+    if not isinstance(row, dict) or status_of(row) == "crash":
         return None
-    value = _finite_number(_mapping(row, "metrics").get("val_bpb"))
-    return value if value is not None and value > 0.0 else None
+    return val_bpb_of(row)
 
 
 def run_seed(row):
@@ -88,7 +71,7 @@ def run_seed(row):
     Integers, integral floats and integer strings are accepted; anything else
     counts as unknown.
     """
-    seed = _mapping(row, "provenance").get("seed")
+    seed = mapping_of(row, "provenance").get("seed")
     if isinstance(seed, bool):
         return DEFAULT_SEED
     if isinstance(seed, int):
@@ -112,10 +95,10 @@ def _class_value(field, value):
     if field == "prepare_py_sha256":
         text = _text(value)
         return text[:_HASH_CHARS].lower() if text else None
-    number = _finite_number(value)
-    if number is None:
+    value = number(value)
+    if value is None:
         return None
-    return str(int(number)) if number.is_integer() else repr(number)
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def comparability_class(row):
@@ -127,7 +110,7 @@ def comparability_class(row):
     eval_tokens=20971520;prepare=3f2a0c9d1b7e"``. Rows that know none of these
     (the earlier fork's records, log-parsed runs) share ``"legacy"``.
     """
-    provenance = _mapping(row, "provenance")
+    provenance = mapping_of(row, "provenance")
     parts = []
     for field, short in CLASS_FIELDS:
         value = _class_value(field, provenance.get(field))
@@ -186,7 +169,7 @@ def replicate_key(row):
     ``"commit:<commit>"``; otherwise ``"run:<run_id>"`` (a group of its own);
     None when the row has none of these.
     """
-    code_sha = _text(_mapping(row, "config").get("code_sha256"))
+    code_sha = _text(mapping_of(row, "config").get("code_sha256"))
     if code_sha:
         return code_sha
     if not isinstance(row, dict):
@@ -198,7 +181,8 @@ def replicate_key(row):
     return f"run:{run_id}" if run_id else None
 
 
-def _summarise(values):
+def group_summary(values):
+    """n, mean, sd (None below two values), min and max of a group's val_bpb values."""
     return {
         "n": len(values),
         "mean": mean(values),
@@ -237,11 +221,11 @@ def replicate_groups(rows):
         group["values"].append(value)
         group["run_ids"].append(row.get("run_id"))
         group["seeds"].add(run_seed(row))
-        status = _status(row) or "unknown"
+        status = status_of(row) or "unknown"
         group["statuses"][status] = group["statuses"].get(status, 0) + 1
     groups = {}
     for key, group in raw.items():
-        summary = _summarise(group["values"])
+        summary = group_summary(group["values"])
         summary.update(values=group["values"], run_ids=group["run_ids"],
                        commit=group["commit"], seeds=sorted(group["seeds"]),
                        statuses=group["statuses"])
@@ -270,7 +254,15 @@ def noise_floor(rows):
         key = replicate_key(row) if value is not None else None
         if key is not None:
             values.setdefault((comparability_class(row), key), []).append(value)
-    replicated = [group for group in values.values() if len(group) >= 2]
+    return floor_from_values(values.values())
+
+
+def floor_from_values(value_lists):
+    """noise_floor from the val_bpb lists of replicate groups (one list per group,
+    each within one comparability class); lists of fewer than two values are
+    skipped. The one home of the floor's rule (registry calls it with its own
+    groups)."""
+    replicated = [values for values in value_lists if len(values) >= 2]
     measured, dof = pooled_sd(replicated)
     result = {"sigma": PRIOR_SIGMA, "dof": 0, "source": "prior",
               "groups": len(replicated), "prior": PRIOR_SIGMA,
@@ -306,7 +298,7 @@ def plateau(rows, sigma, window=10):
     plateau is False.
     """
     window = max(1, int(window))
-    sigma = _finite_number(sigma)
+    sigma = number(sigma)
     if sigma is None or sigma < 0.0:
         sigma = PRIOR_SIGMA
     runs = []

@@ -34,7 +34,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 6
+FEATURES_VERSION = 7
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
@@ -281,6 +281,8 @@ def _compare(pf, rf, floor=0.0, explain=True):
         if "opposite" in relations:
             return OPPOSITE_SCORE, "opposite", "; ".join(reasons) if explain else None
         score = total / union
+        if "related" in relations or "other_value" in relations:
+            score = min(score, RELATED_HIGH)   # another value of any knob is a follow-up, not a repeat
         if union > len(common) and explain:
             extra = sorted((set(pc) | set(rk)) - set(common))
             reasons.append("only one side changes " + ", ".join(extra))

@@ -9,6 +9,7 @@ import os
 import re
 
 from . import SCHEMA_VERSION
+from .fields import is_finite_number
 
 METRIC_FIELDS = ("val_bpb", "training_seconds", "total_seconds", "peak_vram_mb",
                  "mfu_percent", "total_tokens_M", "num_steps", "num_params_M", "depth")
@@ -27,6 +28,13 @@ TAIL_LINE_CHARS = 400
 # the log, so a fresh summary can be a little older than its log; a stale one (left
 # by an earlier run) is older by at least a whole run.
 STALE_SUMMARY_SLACK_S = 2.0
+MAX_TEXT_CHARS = 2000        # --description, --hypothesis, --tags (see check_text)
+MAX_FAMILY_CHARS = 100
+MAX_SINCE_HOURS = 1_000_000  # ~114 years
+MAX_NOISE_FACTOR = 1000.0
+MAX_WHOLE = 2 ** 53          # integers beyond this are not exact as JSON numbers
+MAX_NESTING = 32             # depth of a sidecar's provenance/hyperparameters objects
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 _METRIC_LINE = re.compile(r"^\s*(" + "|".join(METRIC_FIELDS) + r"):\s*(\S+)\s*$")
 _ERROR_LINE = re.compile(r"(\b\w*(Error|Exception)\b|out of memory|Traceback|Killed|"
@@ -40,17 +48,27 @@ class InputError(ValueError):
 
 # ---------------------------------------------------------------- time
 
-def parse_utc(text):
-    """A datetime (UTC) from 'YYYY-MM-DDTHH:MM:SSZ' or any ISO 8601 time with an
-    offset; None when unparseable."""
+def parse_utc(value):
+    """An aware UTC datetime from 'YYYY-MM-DDTHH:MM:SS[.fff]Z' or any ISO 8601 time
+    with an offset (no offset: UTC), or from a datetime; None when unparseable. The
+    one time parser of MemoryLab."""
     from datetime import datetime, timezone
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except (AttributeError, TypeError, ValueError):
+            return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def format_utc(moment):
+    """A datetime as 'YYYY-MM-DDTHH:MM:SSZ' (UTC)."""
+    from datetime import timezone
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
 
 
 def now_utc(env=None):
@@ -63,7 +81,9 @@ def now_utc(env=None):
         moment = parse_utc(injected)
         if moment is None:
             raise InputError(f"MEMORYLAB_NOW is not an ISO 8601 UTC time: {injected!r}")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if not 1970 <= moment.year <= 9998:  # run ids bump seconds; windows subtract hours
+            raise InputError(f"MEMORYLAB_NOW must be within the years 1970-9998, got {injected!r}")
+    return format_utc(moment)
 
 
 def compact_stamp(iso, plus_seconds=0):
@@ -82,25 +102,68 @@ def check_threshold(value):
 
 
 def check_since_hours(value):
-    if not value > 0:
-        raise InputError(f"--since-hours must be > 0, got {value:g}")
+    """A report/list window: finite, > 0 and at most MAX_SINCE_HOURS (~114 years;
+    beyond that the window start would leave the calendar)."""
+    if not 0 < value <= MAX_SINCE_HOURS:
+        raise InputError(f"--since-hours must be > 0 and <= {MAX_SINCE_HOURS:g}, got {value:g}")
+    return value
+
+
+def check_noise_factor(value):
+    """k of `promote needs Δ ≥ kσ`: a finite number > 0 (at most MAX_NOISE_FACTOR)."""
+    if not 0 < value <= MAX_NOISE_FACTOR:
+        raise InputError(f"--noise-factor must be a finite number > 0 and <= "
+                         f"{MAX_NOISE_FACTOR:g}, got {value:g}")
     return value
 
 
 def check_description(text):
     if not text or not text.strip():
         raise InputError("--description must not be empty")
-    return text.strip()
+    return check_text(text.strip(), "--description")
+
+
+def check_text(text, flag):
+    """`text` when it is at most MAX_TEXT_CHARS long. Descriptions and hypotheses are
+    parsed for knobs and matched against every run, at a cost that grows faster than
+    their length; details belong in --notes, which is stored but not parsed."""
+    if text is not None and len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"{flag} is {len(text)} characters long; at most {MAX_TEXT_CHARS} "
+                         "are allowed (put details in --notes)")
+    return text
+
+
+def check_family(text):
+    """The idea family: stripped; None (the default family) when blank; at most
+    MAX_FAMILY_CHARS printable characters."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if len(text) > MAX_FAMILY_CHARS or not text.isprintable():
+        raise InputError(f"--family must be at most {MAX_FAMILY_CHARS} printable characters "
+                         f"on one line, got {text[:40]!r}")
+    return text
 
 
 def check_file(path, flag):
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise InputError(f"{flag} file not found: {path}")
+    if not os.path.isfile(path):
+        raise InputError(f"{flag} is not a regular file: {path}")
+    return path
+
+
+def check_output(path):
+    """`report --output PATH`: a file path, not a folder (else the error would name the
+    temp file beside it)."""
+    if path is not None and os.path.isdir(path):
+        raise InputError(f"--output is a directory, not a file: {path}")
     return path
 
 
 def parse_tags(text):
     """'LR, Warmup' -> ['lr', 'warmup'] (lower-case tokens, order kept, no repeats)."""
+    check_text(text, "--tags")
     tags = []
     for token in _TAG_SPLIT.split((text or "").lower()):
         if token and token not in tags:
@@ -118,15 +181,24 @@ def idea_of(description, hypothesis=None, family=None, tags=()):
 
 def checked_metric(name, value, source):
     """A metric as stored: a finite float (int for num_steps/depth) or None.
-    Raises InputError naming the field for strings, booleans, NaN and infinities."""
-    from .store import finite_number
+    Raises InputError naming the field for strings, booleans, NaN and infinities, and
+    for impossible values: val_bpb must be > 0, every other metric >= 0, and whole
+    numbers at most 2**53 (readers would otherwise ignore or misread them)."""
     if value is None:
         return None
-    if not finite_number(value):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WHOLE:
+        raise InputError(f"{source}: metric {name} is too large, got {value!r}")
+    if not is_finite_number(value):
         raise InputError(f"{source}: metric {name} must be a finite number, got {value!r}")
+    if name == "val_bpb" and not value > 0:
+        raise InputError(f"{source}: metric val_bpb must be > 0, got {value!r}")
+    if value < 0:
+        raise InputError(f"{source}: metric {name} must be >= 0, got {value!r}")
     if name in INTEGER_METRICS:
         if value != int(value):
             raise InputError(f"{source}: metric {name} must be a whole number, got {value!r}")
+        if value > MAX_WHOLE:
+            raise InputError(f"{source}: metric {name} is too large, got {value!r}")
         return int(value)
     return float(value)
 
@@ -138,6 +210,8 @@ def read_summary(path):
             summary = json.loads(f.read())
     except ValueError as exc:
         raise InputError(f"--summary {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"--summary {path} is nested too deeply") from None
     except OSError as exc:
         raise InputError(f"--summary {path} cannot be read: {exc.strerror}") from None
     if not isinstance(summary, dict):
@@ -192,7 +266,7 @@ def metrics_from_log(text, path):
     return metrics
 
 
-def crash_error(error_text, lines):
+def crash_error(error_text, lines, log_given=False):
     """The record's `error` of a crash: {summary, tail, source}. The summary is
     --error when given, else the last line of the log that looks like an error,
     else its last line; source says which ("argument", "log" or "none")."""
@@ -201,6 +275,8 @@ def crash_error(error_text, lines):
     elif lines:
         candidates = [line for line in lines if _ERROR_LINE.search(line)]
         summary, source = (candidates or lines)[-1].strip(), "log"
+    elif log_given:
+        summary, source = "crash (no --error given and the --log holds no text)", "none"
     else:
         summary, source = "crash (no --error or --log given)", "none"
     return {"summary": summary, "tail": list(lines), "source": source}
@@ -225,6 +301,27 @@ def hyperparameters_from_summary(summary):
     return value if isinstance(value, dict) else {}
 
 
+def check_json_values(value, where):
+    """Raise InputError naming the field when `value` (a sidecar part stored in the
+    record) holds NaN, ±Infinity (also 1e400), an integer beyond 2**53 or objects
+    nested deeper than MAX_NESTING: the ledger is strict JSON."""
+    stack = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise InputError(f"{path} is nested deeper than {MAX_NESTING} levels")
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if isinstance(item, int) and abs(item) > MAX_WHOLE:
+            raise InputError(f"{path} is too large a number, got {item!r}")
+        if isinstance(item, float) and not is_finite_number(item):
+            raise InputError(f"{path} must be a finite number, got {item!r}")
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+
+
 # ---------------------------------------------------------------- the draft record
 
 def gather_inputs(*, status, summary_path=None, log_path=None, error_text=None):
@@ -245,13 +342,16 @@ def gather_inputs(*, status, summary_path=None, log_path=None, error_text=None):
     text = read_tail(log_path) if log_path else ""
     if summary is not None:
         metrics = metrics_from_summary(summary, summary_path)
+        check_json_values(provenance_from_summary(summary), f"--summary {summary_path}: provenance")
+        check_json_values(hyperparameters_from_summary(summary),
+                          f"--summary {summary_path}: hyperparameters")
     elif log_path:
         metrics = metrics_from_log(text, log_path)
     else:
         metrics = {name: None for name in METRIC_FIELDS}
     if status == "crash":
         metrics["val_bpb"] = None
-        error = crash_error(error_text, tail_lines(text))
+        error = crash_error(error_text, tail_lines(text), log_given=bool(log_path))
     else:
         missing = [name for name in REQUIRED_FOR_RESULT if metrics.get(name) is None]
         if missing:

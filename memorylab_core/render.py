@@ -11,17 +11,17 @@ window's packets, highest priority first, then newest, at most ``QUEUE_LIMIT``.
 """
 
 import heapq
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from memorylab_core import records
-from memorylab_core.registry import (champion_of, class_keys_of, number, ranked_rows,
-                                     run_entry, status_of, text_of, val_bpb_of)
+from memorylab_core.fields import mapping_of, number, run_entry, text_of
+from memorylab_core.facts import CLASS, STATUS, facts_of
+from memorylab_core.registry import champion_of, ranked_rows
 
 QUEUE_LIMIT = 50
 RECENT_COUNT = 10
 PROGRESS_DESCRIPTION_CHARS = 80
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -36,24 +36,13 @@ def md_cell(text):
     return text.replace("\r\n", "<br>").replace("\r", "<br>").replace("\n", "<br>")
 
 
-def _parse_time(value):
-    """A timezone-aware UTC datetime from an ISO 8601 string (or a datetime), else None."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return records.parse_utc(value) if isinstance(value, str) else None
-
-
-def _format_time(moment):
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
-
-
 def _stamp_key(value):
     """A sortable UTC 'YYYY-MM-DDTHH:MM:SSZ' string for a row timestamp ('' when unreadable).
     The common canonical form is returned as is, so 100k rows cost no parsing."""
     if isinstance(value, str) and len(value) == 20 and value[10] == "T" and value[19] == "Z":
         return value
-    parsed = _parse_time(value)
-    return _format_time(parsed) if parsed else ""
+    parsed = records.parse_utc(value)
+    return records.format_utc(parsed) if parsed else ""
 
 
 def _fmt(value, digits=6):
@@ -61,11 +50,6 @@ def _fmt(value, digits=6):
     if value is None:
         return ""
     return f"{value:.{digits}f}" if number(value) is not None else str(value)
-
-
-def _mapping(parent, key):
-    value = parent.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 def _dicts(value):
@@ -77,26 +61,15 @@ def _hours(value):
     return f"{value:g}" if number(value) is not None else str(value)
 
 
-def _packet_of(row):
-    packet = row.get("decision_packet")
-    return packet if isinstance(packet, dict) else {}
-
-
 # ---------------------------------------------------------------------------
 # Report data
 
 
 def _queue_item(row):
-    packet = _packet_of(row)
-    return {
-        "run_id": text_of(row, "run_id"),
-        "timestamp_utc": text_of(row, "timestamp_utc"),
-        "commit": text_of(row, "commit"),
-        "status": status_of(row),
-        "next_action": text_of(packet, "next_action"),
-        "priority": text_of(packet, "priority"),
-        "summary": text_of(packet, "summary"),
-    }
+    entry, packet = run_entry(row), mapping_of(row, "decision_packet")
+    item = {key: entry[key] for key in ("run_id", "timestamp_utc", "commit", "status")}
+    item.update((key, text_of(packet, key)) for key in ("next_action", "priority", "summary"))
+    return item
 
 
 def decision_queue(rows, indices, limit=QUEUE_LIMIT):
@@ -113,20 +86,19 @@ def decision_queue(rows, indices, limit=QUEUE_LIMIT):
 
 def _recent_item(row):
     entry = run_entry(row)
-    entry["next_action"] = text_of(_packet_of(row), "next_action")
+    entry["next_action"] = text_of(mapping_of(row, "decision_packet"), "next_action")
     return entry
 
 
-def progress_series(rows, class_keys):
+def progress_series(rows, facts):
     """The progress-chart series, one point per run in ledger order: index, run_id, status,
     val_bpb, class (index into the returned class list), best (the running best val_bpb of
     kept runs of the point's comparability class so far, None before the first) and
-    description (kept runs only, cut to 80 characters, to stay small at 100k runs)."""
+    description (kept runs only, cut to 80 characters, to stay small at 100k runs).
+    ``facts`` is facts.facts_of(rows)."""
     series, class_index, best = [], {}, {}
-    for index, (row, key) in enumerate(zip(rows, class_keys)):
+    for index, (row, (key, status, value, *_)) in enumerate(zip(rows, facts)):
         class_number = class_index.setdefault(key, len(class_index))
-        value = val_bpb_of(row)
-        status = status_of(row)
         description = ""
         if status == "keep":
             description = text_of(row, "description")[:PROGRESS_DESCRIPTION_CHARS]
@@ -152,34 +124,36 @@ def report_data(rows, registry, *, now, since_hours):
     """Every fact of the morning report as a JSON-ready dict (see the module doc)."""
     rows = [row for row in rows if isinstance(row, dict)]
     registry = registry if isinstance(registry, dict) else {}
-    end = _parse_time(now)
+    end = records.parse_utc(now)
     if end is None:
         raise ValueError(f"now is not an ISO 8601 time: {now!r}")
-    start_key = _format_time(end - timedelta(hours=float(since_hours)))
-    class_keys = class_keys_of(rows)
+    start_key = records.format_utc(end - timedelta(hours=float(since_hours)))
+    facts = facts_of(rows)
     current = registry.get("current_class")
     in_window, before = [], []
     counts = {"keep": 0, "discard": 0, "crash": 0, "other": 0}
     for index, row in enumerate(rows):
         if _stamp_key(row.get("timestamp_utc")) >= start_key:
             in_window.append(index)
-            status = status_of(row)
+            status = facts[index][STATUS]
             counts[status if status in counts else "other"] += 1
-        elif class_keys[index] == current:
-            before.append(row)
+        elif facts[index][CLASS] == current:
+            before.append(index)
     champion = registry.get("champion") if isinstance(registry.get("champion"), dict) else None
-    champion_before = champion_of(ranked_rows(before)[0], current)
+    ranked, ranked_facts = ranked_rows([rows[index] for index in before],
+                                       [facts[index] for index in before])
+    champion_before = champion_of(ranked, current, ranked_facts)
     change = None
     if champion and champion_before and number(champion.get("val_bpb")) is not None:
         change = round(champion["val_bpb"] - champion_before["val_bpb"], 6)
     queue, total = decision_queue(rows, in_window)
     sections = _dicts(registry.get("classes"))
-    series, series_classes = progress_series(rows, class_keys)
+    series, series_classes = progress_series(rows, facts)
     return {
         "title": "Morning Report",
-        "generated_at_utc": _format_time(end),
+        "generated_at_utc": records.format_utc(end),
         "window": {"since_hours": since_hours, "start_utc": start_key,
-                   "end_utc": _format_time(end)},
+                   "end_utc": records.format_utc(end)},
         "headline": {
             "experiments": len(in_window),
             "status_counts": counts,
@@ -381,7 +355,7 @@ def render_markdown(data):
 def render_packet_markdown(packet):
     """A decision packet as a short markdown page (decision_packet.md)."""
     packet = packet if isinstance(packet, dict) else {}
-    run, novelty, comparison = (_mapping(packet, key) for key in ("run", "novelty", "comparison"))
+    run, novelty, comparison = (mapping_of(packet, key) for key in ("run", "novelty", "comparison"))
     lines = [
         f"# Decision packet: {run.get('id', '')}",
         "",
@@ -403,7 +377,7 @@ def render_packet_markdown(packet):
     lines += _table(["Field", "Value"], [[key, value] for key, value in comparison.items()])
     noise = packet.get("noise")
     if isinstance(noise, dict):
-        klass = _mapping(packet, "class")
+        klass = mapping_of(packet, "class")
         lines += ["", "## Noise", "",
                   f"Class: {klass.get('label', 'legacy')}. Noise floor {noise_line(noise)}; "
                   f"a win must exceed {_fmt(noise.get('factor'), 1)}σ = "
@@ -434,14 +408,14 @@ def render_packet_markdown(packet):
                   f"{recommendation.get('mode')}"
                   + (f"; least-tried knobs: {', '.join(knobs)}." if knobs else ".")]
     lines += ["", "## Novelty", ""]
-    top = _mapping(novelty, "top_match")
+    top = mapping_of(novelty, "top_match")
     lines += _table(["Field", "Value"],
                     [["classification", novelty.get("classification")],
                      ["mode", novelty.get("mode")], ["decision", novelty.get("decision")],
                      ["rationale", novelty.get("rationale")],
                      ["top match", f"{top.get('run_id', '')} ({top.get('category', '')}): "
                                    f"{top.get('description', '')}" if top else "none"]])
-    error = _mapping(packet, "error")
+    error = mapping_of(packet, "error")
     if error:
         lines += ["", "## Error", "", md_cell(error.get("summary"))]
         tail = error.get("tail")

@@ -20,26 +20,32 @@
 """
 
 import json
-import math
 import os
 import sys
 from contextlib import contextmanager
 
 from . import gitinfo
+from .fields import is_finite_number
 
 LAB_DIR = os.path.join("results", "memorylab")
 LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 SEGMENT_ROWS = 4096
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
 
+# The rows last read in this process, {ledger path: (index state, rows)}: a second Store
+# on the same root reuses them (after the usual checks against the ledger), and they stay
+# alive until the process ends, so a CLI command can exit without freeing them one by one.
+_LOADED = {}
+
 TEXT_FIELDS = ("run_id", "timestamp_utc", "branch", "commit", "parent_commit", "family",
                "status", "description", "hypothesis")
 PACKET_FIELDS = ("next_action", "priority", "summary")
+ROW_METRICS = ("val_bpb", "peak_vram_mb")  # what boards and lists show; `show` reads the record
 
 
 def find_root(root=None, env=None, cwd=None):
@@ -51,12 +57,6 @@ def find_root(root=None, env=None, cwd=None):
         return os.path.abspath(chosen)
     cwd = os.path.abspath(cwd or os.getcwd())
     return gitinfo.work_tree(cwd) or cwd
-
-
-def finite_number(value):
-    """True for an int or float that is finite (booleans are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value)
 
 
 def write_atomic(path, data, durable=True):
@@ -122,13 +122,14 @@ def _clean_tags(value):
 
 def slim_row(record, line, shared=None):
     """The index row of a ledger record: the fields pure logic may use (design.md),
-    with odd types normalised (non-numeric or non-finite metrics become None), plus
-    `_line`, the ledger line number. `shared` interns identical sub-dicts."""
+    with odd types normalised (non-numeric or non-finite metrics become None; of the
+    metrics only ROW_METRICS are kept), plus `_line`, the ledger line number. `shared`
+    interns identical sub-dicts."""
     row = {key: _clean_text(record.get(key)) for key in TEXT_FIELDS}
     row["tags"] = _clean_tags(record.get("tags"))
     metrics = record.get("metrics")
-    row["metrics"] = {k: (v if finite_number(v) else None) for k, v in metrics.items()} \
-        if isinstance(metrics, dict) else {}
+    row["metrics"] = {k: (metrics[k] if is_finite_number(metrics[k]) else None)
+                      for k in ROW_METRICS if k in metrics} if isinstance(metrics, dict) else {}
     for key in ("provenance", "config", "novelty_features", "imported"):
         value = record.get(key)
         row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
@@ -139,8 +140,7 @@ def slim_row(record, line, shared=None):
     if shared is not None:
         for key in ("provenance", "config"):
             if row[key]:
-                token = key + json.dumps(row[key], sort_keys=True, default=str)
-                row[key] = shared.setdefault(token, row[key])
+                row[key] = _shared(shared, key, row[key])
     packet = record.get("decision_packet")
     row["decision_packet"] = {k: packet.get(k) for k in PACKET_FIELDS} \
         if isinstance(packet, dict) else None
@@ -158,8 +158,8 @@ def tsv_row(record):
     metrics = record.get("metrics") or {}
     bpb, vram = metrics.get("val_bpb"), metrics.get("peak_vram_mb")
     crash = record.get("status") == "crash"
-    bpb_text = f"{bpb:.6f}" if finite_number(bpb) and not crash else "0.000000"
-    mem_text = f"{vram / 1024:.1f}" if finite_number(vram) and not crash else "0.0"
+    bpb_text = f"{bpb:.6f}" if is_finite_number(bpb) and not crash else "0.000000"
+    mem_text = f"{vram / 1024:.1f}" if is_finite_number(vram) and not crash else "0.0"
     description = " ".join(str(record.get("description") or "").split())
     return "\t".join([str(record.get("commit") or ""), bpb_text, mem_text,
                       str(record.get("status") or ""), description])
@@ -246,12 +246,16 @@ class Store:
             self._rows, self._state = [], None
             return [], []
         state, rows = self._state, self._rows
+        if state is None:
+            state, rows = _LOADED.get(self.ledger_path, (None, None))
         if state is None or not self._state_matches(state, st):
             state, rows = self._load_index(st)
         if state is None:
             state, rows = self._empty_state(st), []
         torn = self._extend(state, rows, st)
         self._state, self._rows = state, rows
+        _LOADED.clear()
+        _LOADED[self.ledger_path] = (state, rows)
         return list(rows), list(state["bad"]) + torn
 
     def read_records(self):
@@ -335,7 +339,7 @@ class Store:
                     row = slim_row(record, line, shared)
                     if self.enrich:
                         self.enrich(row)
-                    rows.append(_interned(row))
+                    rows.append(_compacted(row))
         state["offset"] += cut
         state["lines"] = line
         state["head"], state["tail"] = _signatures(self.ledger_path, state["offset"])
@@ -420,9 +424,11 @@ class Store:
         _append_line(self.tsv_path, tsv_row(record))
 
     def write_registry(self, registry):
-        """Rewrite the registry (caller holds the exclusive lock)."""
+        """Rewrite the registry (caller holds the exclusive lock). Atomic but not
+        fsynced: it is derived, and a registry lost to a power cut reads as stale
+        (`fresh_registry`) and is rebuilt."""
         os.makedirs(self.lab_dir, exist_ok=True)
-        write_atomic(self.registry_path, to_json(registry) + "\n")
+        write_atomic(self.registry_path, to_json(registry) + "\n", durable=False)
 
     def fresh_registry(self, run_count):
         """The registry file's content when it describes the ledger as it is now, so
@@ -518,16 +524,53 @@ class Store:
         return written
 
 
+def _shared(shared, key, value):
+    """`value`, or an equal dict seen before under `key` (so that identical provenance
+    and config dicts are one object in the index). Candidates are found by a cheap
+    token (the dict's keys and its scalar values) and compared in full."""
+    token = (key, tuple(value), tuple(v for v in value.values()
+                                      if v is None or isinstance(v, (str, int, float))))
+    seen = shared.get(token)
+    if seen is not None and seen == value:
+        return seen
+    value = shared[token] = _interned(value)
+    return value
+
+
+# Fields whose values repeat across rows; the other top-level strings (ids, times,
+# descriptions) are mostly unique, and interning those only slows loading down.
+_REPEATED_TEXT = ("status", "family", "branch")
+# Nested values parsed from JSON (their keys too); provenance and config are
+# interned once per distinct dict by `_shared`, the keys slim_row writes are constants.
+_NESTED = ("tags", "novelty_features", "_facts")
+
+
+def _compacted(row):
+    """`row` with the repeated strings of an index row interned (see _interned)."""
+    for key in _REPEATED_TEXT:
+        value = row.get(key)
+        if type(value) is str and len(value) <= INTERN_CHARS:
+            row[key] = sys.intern(value)
+    for key in _NESTED:
+        if row.get(key) is not None:
+            row[key] = _interned(row[key])
+    return row
+
+
 def _interned(value):
     """`value` with its dict keys and short strings interned: marshal then writes
-    each repeated string once and loading the index is ~2x faster."""
-    if isinstance(value, dict):
-        return {sys.intern(k) if isinstance(k, str) else k: _interned(v)
+    each repeated string once and loading the index is faster. Values parsed from
+    JSON are exact dicts, lists and strs (hence `type(...) is`, the cheap test)."""
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value) if len(value) <= INTERN_CHARS else value
+    if kind is dict:
+        return {sys.intern(k) if type(k) is str else k: _interned(v)
                 for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [_interned(v) for v in value]
-    if isinstance(value, str) and len(value) <= INTERN_CHARS:
-        return sys.intern(value)
+    if kind is tuple:  # row facts: keys and labels repeated on many rows
+        return tuple(sys.intern(v) if type(v) is str else _interned(v) for v in value)
     return value
 
 
@@ -649,6 +692,7 @@ def rewrite_ledger(store, kept, quarantined):
             os.fsync(f.fileno())
     write_atomic(store.ledger_path, b"".join(raw + b"\n" for raw in kept))
     store._rows = store._state = None  # the index no longer describes the ledger
+    _LOADED.pop(store.ledger_path, None)
 
 
 def records_at(store, numbers):

@@ -8,32 +8,34 @@ Filesystem and git access (archived files, train.py diffs) live in queries.py.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import timedelta
 
 from .fingerprint import constant_delta
-from .records import METRIC_FIELDS, STATUSES
-from .registry import metric, run_entry, text_of
+from .records import METRIC_FIELDS, STATUSES, parse_utc
+from .fields import mapping_of, metric, run_entry, text_of
 
 
 class RunNotFound(LookupError):
     """A run reference matched no run, or more than one."""
 
 
-def parse_utc(text) -> datetime | None:
-    """Parse 'YYYY-MM-DDTHH:MM:SS[.fff]Z' (or with an offset); None when unparseable."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+# C0/C1 control characters and the bidirectional overrides that reorder a terminal line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def format_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _escape(match):
+    char = match.group()
+    return " " if char in "\t\n\r\v\f" else f"\\u{ord(char):04x}"
+
+
+def one_line(value) -> str:
+    """``value`` as printable text on one line: tabs, newlines and carriage returns
+    become spaces, other control characters (ANSI escapes) and bidi overrides become
+    visible ``\\uXXXX`` escapes. Ledger text is agent-written; printing it raw could
+    split a line or drive the terminal. JSON output keeps the text as stored."""
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
 
 
 def _newest_first(rows):
@@ -85,13 +87,13 @@ def filter_runs(rows, *, status=None, family=None, tag=None, since_hours=None,
 
     ``status`` is one status or a comma-separated list; ``tag`` must be among the
     run's tags; ``since_hours`` keeps runs stamped at or after ``now`` minus that many
-    hours (``now`` an ISO string or datetime)."""
+    hours and not after ``now`` (``now`` an ISO string or datetime)."""
     statuses = None
     if status:
         statuses = {part.strip() for part in status.split(",") if part.strip()}
     cutoff = None
     if since_hours is not None:
-        now_dt = now if isinstance(now, datetime) else parse_utc(now)
+        now_dt = parse_utc(now)
         if now_dt is None:
             raise ValueError("since_hours needs a valid now")
         cutoff = now_dt - timedelta(hours=since_hours)
@@ -108,7 +110,7 @@ def filter_runs(rows, *, status=None, family=None, tag=None, since_hours=None,
                 continue
         if cutoff is not None:
             stamp = parse_utc(row.get("timestamp_utc"))
-            if stamp is None or stamp < cutoff:
+            if stamp is None or not cutoff <= stamp <= now_dt:  # future-dated: not "last N h"
                 continue
         selected.append(row)
     return _newest_first(selected)
@@ -116,7 +118,7 @@ def filter_runs(rows, *, status=None, family=None, tag=None, since_hours=None,
 
 def list_entry(row: dict) -> dict:
     """The compact form of a run used by ``list``, ``compare`` and ``brief``."""
-    packet = row.get("decision_packet") if isinstance(row.get("decision_packet"), dict) else {}
+    packet = mapping_of(row, "decision_packet")
     return dict(run_entry(row), next_action=text_of(packet, "next_action") or None)
 
 
@@ -289,8 +291,9 @@ def format_list(entries) -> str:
     lines = []
     for e in entries:
         lines.append(
-            f"{e['run_id']:<24} {e['status']:<7} {_num(e['val_bpb']):>9} "
-            f"{_num(e['memory_gb'], 1):>6} GB  {e['family'] or '-':<12} {e['description']}")
+            f"{one_line(e['run_id']):<24} {one_line(e['status']):<7} {_num(e['val_bpb']):>9} "
+            f"{_num(e['memory_gb'], 1):>6} GB  {one_line(e['family']) or '-':<12} "
+            f"{one_line(e['description'])}")
     return "\n".join(lines)
 
 
@@ -307,7 +310,7 @@ def format_show(record: dict, files: list[str]) -> str:
         lines.append(f"  hypothesis: {text_of(record, 'hypothesis')}")
     if record.get("tags"):
         lines.append(f"  tags: {', '.join(map(str, record.get('tags') or []))}")
-    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    metrics = mapping_of(record, "metrics")
     shown = [f"{name}={_metric_text(name, metric(record, name))}" for name in METRIC_FIELDS
              if metrics.get(name) is not None]
     lines.append("  metrics: " + (" ".join(shown) if shown else "none"))
@@ -329,13 +332,13 @@ def format_show(record: dict, files: list[str]) -> str:
     if isinstance(imported, dict):
         lines.append(f"  imported from {text_of(imported, 'source')} row {imported.get('row')}")
     lines.append("  files: " + (", ".join(files) if files else "none archived"))
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def format_compare(comparison: dict, diff: str | None = None) -> str:
     a, b = comparison["a"], comparison["b"]
-    lines = [f"A: {a['run_id']} ({a['status']}, {a['commit']}) {a['description']}",
-             f"B: {b['run_id']} ({b['status']}, {b['commit']}) {b['description']}",
+    lines = [one_line(f"A: {a['run_id']} ({a['status']}, {a['commit']}) {a['description']}"),
+             one_line(f"B: {b['run_id']} ({b['status']}, {b['commit']}) {b['description']}"),
              "Metrics (B - A):"]
     for m in comparison["metrics"]:
         lines.append(f"  {m['name']:<17} {_metric_text(m['name'], m['a']):>12} "
@@ -402,4 +405,4 @@ def format_brief(brief: dict) -> str:
             lines.append(f"  {c['label']} (size {c['size']}, crashes {c['crashes']})")
     action = brief["next_action"]
     lines.append(f"Next: {action['action']}: {action['reason']}")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)

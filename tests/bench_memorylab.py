@@ -6,12 +6,13 @@
     python3 tests/bench_memorylab.py --repeat 5 --keep /tmp/bench 10000
 
 Not collected by unittest (no `test` prefix). For each size it writes a realistic
-ledger (~1.5 KB records with novelty guard and decision packet, mixed statuses and
+ledger (~2.7 KB records with novelty guard and decision packet, mixed statuses and
 families, a few train.py configs) into a fresh git repo, then times
 `python memorylab.py ...` as separate processes, each command cold (the slim-row
 index deleted first, so this call rebuilds it from the ledger) and warm (median of
 --repeat calls). `report` runs first, so later commands find a registry file, as
-they do in a store in use.
+they do in a store in use. The first line also times a bare interpreter
+(`python -c pass`), the floor under every whole-process figure.
 Targets: check <= 0.1 s, log <= 0.5 s, report <= 0.5 s at 10k runs;
 check <= 1 s, log <= 2 s, report <= 3 s at 100k runs.
 """
@@ -145,6 +146,20 @@ def timed(repo, *argv):
     return elapsed, cpu
 
 
+def startup(repeat):
+    """(wall, CPU) seconds of a bare `python -c pass`: what no command can go below."""
+    import resource
+    pairs = []
+    for _ in range(max(3, repeat)):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pairs.append((time.perf_counter() - start, (after.ru_utime - before.ru_utime)
+                      + (after.ru_stime - before.ru_stime)))
+    return _median(pairs)
+
+
 def _median(pairs):
     return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
 
@@ -191,6 +206,8 @@ def main():
     parser.add_argument("--keep", default=None, help="keep the generated repos in this folder")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; seconds, whole process")
+    wall, cpu = startup(args.repeat)
+    print(f"bare interpreter (python -c pass): {wall:.3f}/{cpu:.3f}")
     columns = ("check", "log", "report")
     print("wall / CPU seconds per whole process (cold: index rebuilt; warm: median)")
     print(f"{'runs':>7} {'rec B':>5} " + " ".join(f"{c + ' cold':>13} {c + ' warm':>13}"

@@ -1,6 +1,7 @@
 """Intent parsing: descriptions -> canonical changes (knob, direction, value)."""
 
 import os
+import subprocess
 import sys
 import unittest
 
@@ -109,6 +110,7 @@ class DirectionTests(unittest.TestCase):
     def test_an_ellipsis_inherits_the_verb(self):
         # "delete A and B": B is deleted too; the gates go with the value embeddings
         self.assertEqual(parsed("delete value_embeds and the ve gates"), [("VALUE_EMBEDS", "off", "off")])
+        self.assertEqual(parsed("disable QK norm and softcap"), [("QK_NORM", "off", None), ("SOFTCAP", "off", None)])
 
     def test_negated_and_kept_clauses_say_nothing(self):
         self.assertEqual(parsed("untie nothing, share wte with lm_head"), [("WEIGHT_TYING", "on", None)])
@@ -213,6 +215,128 @@ class AliasTests(unittest.TestCase):
                          [("DEPTH", "up", 12), ("ASPECT_RATIO", "down", 48)])
 
 
+class PhrasingTests(unittest.TestCase):
+    """Ways of writing a change that name no constant: formulas, asides, schedules."""
+
+    def test_values_written_in_terms_of_other_settings(self):
+        self.assertEqual(parsed("short window = seq_len // 4"), [("SHORT_WINDOW", "down", 512)])
+        self.assertEqual(parsed("model_dim = depth*96"), [("ASPECT_RATIO", "up", 96)])
+        self.assertEqual(parsed("model_dim = depth*96", {"DEPTH": 12}), [("ASPECT_RATIO", "up", 96)])
+        self.assertEqual(parsed("short windows of 3/4 of the context"), [("SHORT_WINDOW", "up", 1536)])
+        self.assertEqual(parsed("hidden size 3*n_embd in the feed-forward (was 4*n_embd)"),
+                         [("MLP_RATIO", "down", 3.0)])
+        self.assertEqual(parsed("cap the logits at 30*tanh(logits/30)"), [("SOFTCAP", "up", 30.0)])
+
+    def test_an_aside_is_its_own_clause(self):
+        self.assertEqual(parsed("muon momentum 0.95 -> 0.98 (warmup still starts from 0.85)"),
+                         [("MUON_MOMENTUM", "up", 0.98)])
+        # a value with its unit stays with its clause
+        self.assertEqual(parsed("longer momentum warmup (600 steps)"), [("MUON_MOMENTUM_WARMUP", "up", 600)])
+
+    def test_a_warmdown_start_point_is_the_rest_of_the_run(self):
+        self.assertEqual(parsed("begin the LR decay at 30% progress"), [("WARMDOWN_RATIO", "up", 0.7)])
+        self.assertEqual(parsed("start the warmdown at 60% of training instead of 50%"),
+                         [("WARMDOWN_RATIO", "down", 0.4)])
+        self.assertEqual(parsed("decay the lr over the last 40% of steps"), [("WARMDOWN_RATIO", "down", 0.4)])
+
+    def test_weight_decay_schedule_and_mask(self):
+        self.assertEqual(parsed("keep Muon's weight decay constant instead of decaying it to zero"),
+                         [("WD_SCHEDULE", "off", None)])
+        self.assertEqual(parsed("decay wd linearly to zero over training"), [("WD_SCHEDULE", "on", None)])
+        self.assertEqual(parsed("turn off the cautious mask in Muon's weight decay"), [("CAUTIOUS_WD", "off", None)])
+        self.assertEqual(parsed("standard decoupled weight decay"), [("CAUTIOUS_WD", "off", None)])
+        # a number makes "cautious weight decay" the decay itself
+        self.assertEqual(parsed("halve the cautious weight decay"), [("WEIGHT_DECAY", "down", 0.1)])
+
+    def test_places_and_contexts_are_not_changes(self):
+        self.assertEqual(parsed("stop RMS-normalizing queries and keys after rotary"), [("QK_NORM", "off", None)])
+        self.assertEqual(parsed("value embeddings without their gates"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("AdamW beta2 0.99"), [("ADAM_BETA2", "up", 0.99)])
+        self.assertEqual(parsed("2 kv heads shared by 4 query heads"), [("N_KV_HEAD", "down", 2)])
+
+    def test_consequences_restate_the_setting(self):
+        # a smaller micro-batch with more accumulation keeps the tokens per step
+        self.assertEqual(parsed("micro-batch 64, grad accum 2 -> 4"), [("DEVICE_BATCH_SIZE", "down", 64)])
+        self.assertEqual(parsed("64-dim heads (8 heads at width 512)"), [("HEAD_DIM", "down", 64)])
+        self.assertEqual(parsed("drop the 15*tanh(logits/15) cap"), [("SOFTCAP", "off", None)])
+
+    def test_the_value_decides_between_neighbouring_knobs(self):
+        self.assertEqual(parsed("width 1024"), [("ASPECT_RATIO", "up", 128)])
+        self.assertEqual(parsed("width 96"), [("ASPECT_RATIO", "up", 96)])
+        self.assertEqual(parsed("sliding windows of 256 tokens"), [("SHORT_WINDOW", "down", 256)])
+        self.assertEqual(parsed("no momentum warmup, fixed at 0.95"), [("MUON_MOMENTUM_WARMUP", "down", 0)])
+
+    def test_windows_by_layer(self):
+        self.assertEqual(parsed("global attention every other layer"), [("WINDOW_PATTERN", "up", "SL")])
+        self.assertEqual(parsed("drop sliding-window attention"), [("WINDOW_PATTERN", "up", "L")])
+        self.assertEqual(parsed("value embeddings on all 12 layers"), [("VALUE_EMBEDS", "set", "all")])
+
+
+    def test_inflected_and_hyphenated_component_names(self):
+        self.assertEqual(parsed("soft-capped logits at 20 instead of 15"), [("SOFTCAP", "up", 20.0)])
+        self.assertEqual(parsed("tighter tanh logit capping (10 rather than 15)"), [("SOFTCAP", "down", 10.0)])
+        # tanh is how the cap is made, not the MLP's activation
+        self.assertEqual(parsed("lm head logits capped at 30 (tanh)"), [("SOFTCAP", "up", 30.0)])
+        self.assertEqual(parsed("un-capped logits"), [("SOFTCAP", "off", None)])
+        self.assertEqual(parsed("remove QK-normalized attention"), [("QK_NORM", "off", None)])
+        self.assertEqual(parsed("ungated value embeddings"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("no residual scaling lambdas"), [("RESID_LAMBDAS", "off", None)])
+        self.assertEqual(parsed("clip the global grad-norm at 1"), [("GRAD_CLIP", "on", 1.0)])
+
+    def test_old_values_written_after_or_in_pairs(self):
+        self.assertEqual(parsed("Muon lr raised to 0.05 (0.04 before)"), [("MATRIX_LR", "up", 0.05)])
+        self.assertEqual(parsed("matrix lr 0.05 (0.04 in the baseline)"), [("MATRIX_LR", "up", 0.05)])
+        self.assertEqual(parsed("10 layers (up from 8)"), [("DEPTH", "up", 10)])
+        # the end of an old pair is old too
+        self.assertEqual(parsed("muon momentum ramps 0.85 -> 0.9 instead of 0.85 -> 0.95"),
+                         [("MUON_MOMENTUM", "down", 0.9)])
+
+    def test_a_momentum_ramp_sets_the_momentum_it_ends_at(self):
+        self.assertEqual(parsed("momentum warmup reaches 0.97"), [("MUON_MOMENTUM", "up", 0.97)])
+        self.assertEqual(parsed("Muon momentum warmup ends at 0.9 instead of 0.95"), [("MUON_MOMENTUM", "down", 0.9)])
+        # steps restated at their current count are no change; new steps are
+        self.assertEqual(parsed("momentum ramps up to 0.98 over 300 steps"), [("MUON_MOMENTUM", "up", 0.98)])
+        self.assertEqual(parsed("muon momentum warmup 0.85 -> 0.97 over 500 steps"),
+                         [("MUON_MOMENTUM", "up", 0.97), ("MUON_MOMENTUM_WARMUP", "up", 500)])
+        # the start of the ramp is no knob
+        self.assertEqual(parsed("start the Muon momentum warmup at 0.88 instead of 0.85"), [])
+        self.assertEqual(parsed("shorten the 0.85 -> 0.95 momentum ramp from 300 to 200 steps"),
+                         [("MUON_MOMENTUM_WARMUP", "down", 200)])
+
+    def test_schedules_over_a_share_of_the_run(self):
+        # the lr is what a warmup or cooldown moves, not a knob of its own
+        self.assertEqual(parsed("ramp the learning rate up during the first 3% of the run"),
+                         [("WARMUP_RATIO", "up", 0.03)])
+        self.assertEqual(parsed("warm-up the LR linearly for the first 2% of the time budget"),
+                         [("WARMUP_RATIO", "up", 0.02)])
+        self.assertEqual(parsed("decay the lr during the final 35% of training"), [("WARMDOWN_RATIO", "down", 0.35)])
+        self.assertEqual(parsed("cooldown in the last quarter of training"), [("WARMDOWN_RATIO", "down", 0.25)])
+        self.assertEqual(parsed("LR decay begins after 40% of the time budget"), [("WARMDOWN_RATIO", "up", 0.6)])
+        self.assertEqual(parsed("begin the cooldown a quarter of the way into training"),
+                         [("WARMDOWN_RATIO", "up", 0.75)])
+        self.assertEqual(parsed("lr multiplier ends at 0.2 instead of 0"), [("FINAL_LR_FRAC", "up", 0.2)])
+        self.assertEqual(parsed("LR floor of 0.1x peak"), [("FINAL_LR_FRAC", "up", 0.1)])
+
+    def test_schedules_and_losses_written_as_formulas(self):
+        self.assertEqual(parsed("drop the wd * (1 - progress) factor"), [("WD_SCHEDULE", "off", None)])
+        self.assertEqual(parsed("Muon weight decay no longer decays linearly to zero"), [("WD_SCHEDULE", "off", None)])
+        self.assertEqual(parsed("don't anneal the weight decay"), [("WD_SCHEDULE", "off", None)])
+        self.assertEqual(parsed("WEIGHT_DECAY used as-is instead of WEIGHT_DECAY * (1 - progress)"),
+                         [("WD_SCHEDULE", "off", None)])
+        self.assertEqual(parsed("logits = 25 * tanh(logits / 25) instead of 15 * tanh(logits / 15)"),
+                         [("SOFTCAP", "up", 25.0)])
+        self.assertEqual(parsed("add 1e-4 * logsumexp(logits)**2 to the loss"), [("Z_LOSS", "on", 0.0001)])
+
+    def test_a_group_named_by_its_parameters(self):
+        self.assertEqual(parsed("lower the wte/value-embedding learning rate to 0.4"), [("EMBEDDING_LR", "down", 0.4)])
+        self.assertEqual(parsed("replace Muon with AdamW for the matrices"), [("OPTIMIZER", "set", "adamw")])
+        self.assertEqual(parsed("ADAM_BETAS second entry 0.95 -> 0.98"), [("ADAM_BETA2", "up", 0.98)])
+        self.assertEqual(parsed("use separate input and output embeddings"), [("WEIGHT_TYING", "off", None)])
+        self.assertEqual(parsed("drop the sign mask from Muon weight decay"), [("CAUTIOUS_WD", "off", None)])
+        self.assertEqual(parsed("train on 1024-token sequences"), [("MAX_SEQ_LEN", "down", 1024)])
+        self.assertEqual(parsed("4k context"), [("MAX_SEQ_LEN", "up", 4000.0)])
+
+
 class ConstantChangeTests(unittest.TestCase):
     def test_changes_from_constants(self):
         self.assertEqual(intent.changes_from_constant("MATRIX_LR", 0.04, 0.05),
@@ -233,6 +357,17 @@ class LexicalTests(unittest.TestCase):
         self.assertEqual(intent.overall_direction("increase it"), "up")
         self.assertEqual(intent.overall_direction("reduce it"), "down")
         self.assertIsNone(intent.overall_direction("increase this, reduce that"))
+
+
+class ImportCostTests(unittest.TestCase):
+    def test_importing_the_parser_compiles_no_regular_expression(self):
+        # patterns compile on first use: `check` pays for the ones it needs, other commands for none
+        code = ("import re\ncalls = []\nreal = re._compile\n"
+                "re._compile = lambda *a: calls.append(a) or real(*a)\n"
+                "import memorylab_core.intent\nprint(len(calls))")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.strip(), "0")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import random  # noqa: E402
 
-from memorylab_core import noise, registry  # noqa: E402
+from memorylab_core import facts, failures, noise, registry  # noqa: E402
 
 H100 = {"device": "NVIDIA H100 80GB HBM3", "time_budget_s": 300, "max_seq_len": 2048,
         "eval_tokens": 20971520, "prepare_py_sha256": "ab" * 32}
@@ -97,13 +97,6 @@ class JunkRecords(unittest.TestCase):
         self.assertEqual(reg["status_counts"]["keep"], 8)
         self.assertEqual(reg["experiments"], 12)
 
-    def test_number_helpers(self):
-        self.assertEqual(registry.number(3), 3.0)
-        for junk in ("1", True, None, float("nan"), float("inf"), [1]):
-            self.assertIsNone(registry.number(junk))
-        self.assertIsNone(registry.memory_gb_of({"metrics": {"peak_vram_mb": "1"}}))
-        self.assertEqual(registry.memory_gb_of({"metrics": {"peak_vram_mb": 45000}}), 43.9)
-
 
 class ComparabilityClasses(unittest.TestCase):
     def test_cpu_smoke_run_never_displaces_the_gpu_champion(self):
@@ -173,6 +166,23 @@ class ReplicateGroupsAndNoise(unittest.TestCase):
             if trial % 5 == 0:  # deterministic reruns: zero spread keeps the prior
                 rows = [run(n, "keep", 0.99, commit="aaaaaaa") for n in range(3)]
             self.assertEqual(registry.build_registry(rows)["noise_floor"], noise.noise_floor(rows))
+
+    def test_stored_row_facts_give_the_same_registry(self):
+        # The index keeps facts.row_facts beside each row; the registry must not depend
+        # on whether they were stored or computed, and a malformed `_facts` is ignored.
+        rng = random.Random(7)
+        rows = [run(n, rng.choice(["keep", "discard", "crash", "Keep", None]),
+                    rng.choice([round(rng.uniform(0.98, 1.0), 6), None, "0.9"]),
+                    commit=f"{rng.randrange(6):07d}", parent=f"{rng.randrange(6):07d}",
+                    provenance=rng.choice([H100, CPU, None]), seed=rng.randrange(40, 44),
+                    error={"summary": rng.choice(["CUDA out of memory", "ValueError: x"])})
+                for n in range(60)]
+        stored = [dict(row, _facts=facts.row_facts(row)) for row in rows]
+        junk = [dict(row, _facts=("too", "short")) for row in rows]
+        now = "2026-01-02T00:00:00Z"
+        expected = registry.build_registry(rows, now=now)
+        self.assertEqual(registry.build_registry(stored, now=now), expected)
+        self.assertEqual(registry.build_registry(junk, now=now), expected)
 
     def test_config_fingerprint_groups_across_commits(self):
         config = {"code_sha256": "f" * 64, "constants": {}}
@@ -275,9 +285,9 @@ class FailureClusters(unittest.TestCase):
                      "RuntimeError: CUDA error: out of memory", "HIP out of memory",
                      "MPS backend out of memory", "std::bad_alloc", "MemoryError",
                      "CUBLAS_STATUS_ALLOC_FAILED", "Killed by the OOM killer"):
-            self.assertTrue(registry.looks_like_oom(text), text)
+            self.assertTrue(failures.looks_like_oom(text), text)
         for text in ("", "ValueError: bad value", "AssertionError", "memory_gb is 40"):
-            self.assertFalse(registry.looks_like_oom(text), text)
+            self.assertFalse(failures.looks_like_oom(text), text)
 
 
 class Linear(unittest.TestCase):

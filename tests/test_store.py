@@ -200,6 +200,17 @@ class IndexTest(LedgerCase):
         self.write_ledger(self.old_lines().splitlines(keepends=True)[0])
         self.assertEqual(len(self.rows()[0]), 1)
 
+    def test_index_rows_carry_row_facts_and_the_light_metrics(self):
+        from memorylab_core import facts, lab
+        self.write_ledger(self.old_lines())
+        rows, _ = lab.open_store(self.repo).read_rows()
+        self.assertEqual(len(rows), 4)
+        for row in rows:
+            self.assertEqual(row["_facts"], facts.row_facts(row))
+            self.assertLessEqual(set(row["metrics"]), set(store_module.ROW_METRICS))
+        # A second store on the same root (same process) reads the same rows.
+        self.assertEqual(lab.open_store(self.repo).read_rows()[0], rows)
+
     def test_index_spans_several_segments(self):
         saved = store_module.SEGMENT_ROWS
         store_module.SEGMENT_ROWS = 3
@@ -242,7 +253,7 @@ class RecoveryTest(LedgerCase):
         steps = {"journal": "write_atomic", "archive": "rename", "ledger": "_append_line"}
         original_commit = Store.commit_run
 
-        class Killed(Exception):
+        class Killed(BaseException):  # like a kill: no `except Exception` stops it
             pass
 
         def commit_run(store, record, staged, registry):
