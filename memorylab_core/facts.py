@@ -11,7 +11,7 @@ light on purpose (its dependencies load on first use): `check` imports it for th
 and never computes a fact.
 """
 
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 FIELDS = ("class", "status", "val_bpb", "group", "commit", "parent", "failure", "knobs")
 CLASS, STATUS, VALUE, GROUP, COMMIT, PARENT, FAILURE, KNOBS = range(len(FIELDS))
 

@@ -39,6 +39,7 @@ LEGACY_CLASS = "legacy"    # rows that say nothing about how they were run
 # provenance field -> short name used in class keys, in key order
 CLASS_FIELDS = (
     ("device", "device"),
+    ("attention", "attention"),  # a CUDA run on the SDPA fallback is slower than one on FA3
     ("time_budget_s", "budget_s"),
     ("max_seq_len", "seq"),
     ("eval_tokens", "eval_tokens"),
@@ -89,7 +90,7 @@ def run_seed(row):
 # --- comparability classes ----------------------------------------------------
 
 def _class_value(field, value):
-    if field == "device":
+    if field in ("device", "attention"):
         text = _text(value)
         return text.replace(";", ",") if text else None
     if field == "prepare_py_sha256":
@@ -104,8 +105,9 @@ def _class_value(field, value):
 def comparability_class(row):
     """Return the key of the class of runs this row may be compared with.
 
-    Built from the row's provenance: device name, time budget, max_seq_len,
-    eval_tokens and the prepare.py hash (first 12 hex digits), each only when
+    Built from the row's provenance: device name, attention backend (fa3 or
+    sdpa), time budget, max_seq_len, eval_tokens and the prepare.py hash
+    (first 12 hex digits), each only when
     known, e.g. ``"device=NVIDIA H100 80GB HBM3;budget_s=300;seq=2048;
     eval_tokens=20971520;prepare=3f2a0c9d1b7e"``. Rows that know none of these
     (the earlier fork's records, log-parsed runs) share ``"legacy"``.
@@ -134,6 +136,8 @@ def class_label(key):
         short, _, value = part.partition("=")
         if short == "device":
             words.append(value)
+        elif short == "attention":
+            words.append(f"{value} attention")
         elif short == "budget_s":
             words.append(f"{value} s budget")
         elif short == "seq":

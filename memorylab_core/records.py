@@ -15,7 +15,7 @@ METRIC_FIELDS = ("val_bpb", "training_seconds", "total_seconds", "peak_vram_mb",
                  "mfu_percent", "total_tokens_M", "num_steps", "num_params_M", "depth")
 INTEGER_METRICS = ("num_steps", "depth")
 REQUIRED_FOR_RESULT = ("val_bpb", "peak_vram_mb")
-PROVENANCE_FIELDS = ("started_at_utc", "finished_at_utc", "device", "torch_version",
+PROVENANCE_FIELDS = ("started_at_utc", "finished_at_utc", "device", "attention", "torch_version",
                      "time_budget_s", "max_seq_len", "eval_tokens", "seed",
                      "train_py_sha256", "prepare_py_sha256", "summary_schema_version")
 STATUSES = ("keep", "discard", "crash")

@@ -105,7 +105,7 @@ class ComparabilityClassTests(unittest.TestCase):
         base = noise.comparability_class(run(0.99, provenance=H100))
         for field, value in (("device", "NVIDIA A100"), ("time_budget_s", 600),
                              ("max_seq_len", 1024), ("eval_tokens", 1),
-                             ("prepare_py_sha256", "ef" * 32)):
+                             ("prepare_py_sha256", "ef" * 32), ("attention", "sdpa")):
             with self.subTest(field=field):
                 changed = dict(H100, **{field: value})
                 self.assertNotEqual(
