@@ -7,7 +7,9 @@
     python memorylab.py report [--since-hours 16] [--output PATH] [--json]
 
 Exit codes: 0 ok, 1 error (`error: <message>` on stderr, nothing written),
-2 blocked by `check --fail-on-similar`. Reference: docs/memorylab_api.md.
+2 blocked by `check --fail-on-similar`, 3 `doctor` found problems. Once `log` has
+appended its run to the ledger it exits 0: a failed derived file is a warning.
+Reference: docs/memorylab_api.md.
 """
 
 import argparse
@@ -162,6 +164,9 @@ def cmd_log(args, store, now):
         noise_factor=args.noise_factor, now=now, cwd=args.cwd)
     _warn_bad_lines(result["bad_lines"])
     record, registry = result["record"], result["registry"]
+    for problem in result["warnings"]:  # after the commit point: the run is recorded
+        print(_one_line(f"warning: run {record['run_id']} was recorded, but {problem}; "
+                        "it is repaired on the next write"), file=sys.stderr)
     packet = record["decision_packet"] or {}
     metrics = record["metrics"]
     guard = record["novelty_guard"] or {}
@@ -172,7 +177,7 @@ def cmd_log(args, store, now):
                     "memory_gb": _memory_gb(metrics.get("peak_vram_mb")),
                     "novelty_guard": guard, "decision_packet": packet,
                     "champion": champion, "artifacts": record["artifacts"],
-                    "report_paths": result["report_paths"],
+                    "report_paths": result["report_paths"], "warnings": result["warnings"],
                     "bad_lines": _bad_lines_json(result["bad_lines"])})
         return EXIT_OK
     memory = _memory_gb(metrics.get("peak_vram_mb"))
@@ -281,6 +286,10 @@ def cmd_import_tsv(args, store, now):
     from memorylab_core import importer
     path = os.path.join(args.cwd, args.path)  # relative to the command's directory
     data = importer.import_tsv(store, path, now=now, dry_run=args.dry_run)
+    for problem in data["warnings"]:
+        print(_one_line(f"warning: the last imported run was recorded, but {problem}; "
+                        "the rows after it were not imported: run import-tsv again"),
+              file=sys.stderr)
     verb = "Would import" if args.dry_run else "Imported"
     text = (f"{verb} {len(data['imported'])} of {data['rows']} rows from {data['source']} "
             f"({data['skipped']} already in the ledger)")

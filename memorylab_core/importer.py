@@ -197,7 +197,7 @@ def import_tsv(store, path, *, now, dry_run=False):
         rows, bad = store.read_rows()
         fresh = new_rows(tsv_rows, rows)
         known = {row.get("run_id") for row in rows}
-        drafts = []
+        drafts, warnings = [], []
         for tsv_row in fresh:
             record = build_record(tsv_row, timestamp=stamps[tsv_row["row"]],
                                   parent_commit=parents[tsv_row["row"]], source=source)
@@ -209,10 +209,13 @@ def import_tsv(store, path, *, now, dry_run=False):
         if drafts and not dry_run:
             from .store import slim_row
             after = registry.build_registry(rows + [slim_row(r, None) for r in drafts], now=now)
-            for record in drafts:
-                store.commit_run(record, None, after)
+            for done, record in enumerate(drafts, 1):
+                warnings = store.commit_run(record, None, after)
+                if warnings:  # its journal must be completed before the next commit
+                    del drafts[done:]
+                    break
         elif registry_missing and not dry_run:
             store.write_registry(registry.build_registry(rows, now=now))
     return {"source": source, "rows": len(tsv_rows),
             "imported": [r["run_id"] for r in drafts], "skipped": len(tsv_rows) - len(drafts),
-            "dry_run": dry_run, "bad_lines": bad}
+            "dry_run": dry_run, "bad_lines": bad, "warnings": warnings}

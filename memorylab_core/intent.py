@@ -212,6 +212,10 @@ def _parse_clause(clause, base_constants, raw):
     mentions = _qualify_mentions(mentions, values, words)
     owned = _assign_values(mentions, values)
     mentions, owned = _drop_context(mentions, owned, masked)
+    if any(m["knob"] == "N_KV_HEAD" for m in mentions):
+        # "kv heads shared by 2 query heads": the query heads (and their number) say how they group
+        keep = [i for i, m in enumerate(mentions) if not (m["knob"] == "N_HEAD" and "query" in m.get("text", ""))]
+        mentions, owned = [mentions[i] for i in keep], {j: owned[i] for j, i in enumerate(keep)}
     by_knob = {}
     changes = [schedule] if schedule else []
     for i, m in enumerate(mentions):

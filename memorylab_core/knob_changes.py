@@ -59,12 +59,13 @@ def _choice_target(mentions, masked, base):
 def _value_embeds_layout(masked):
     """('all' | 'alternating' | 'last' | 'first' | None) from a value-embeddings clause."""
     found = []
-    for pattern, layout in ((r"\b(?:all|every|each)\s+(?:the\s+)?(?:layers?|blocks?)\b|\beverywhere\b", "all"),
+    for pattern, layout in ((r"\b(?:all|every|each)\s+(?:the\s+)?(?:layers?|blocks?)\b|\beverywhere\b|(?:->|\bto)\s*all\b",
+                             "all"),
                             (r"\balternat\w*|\bevery\s+other\b|\bodd\s+(?:layers|blocks)\b", "alternating"),
                             (r"\b(?:last|final)\s+(?:layers?|blocks?)(?:\s+only)?\b", "last"),
                             (r"\bfirst\s+(?:layers?|blocks?)\b", "first")):
         for m in re.finditer(pattern, masked):
-            old = bool(re.search(OLD_BEFORE, masked[:m.start()]))
+            old = bool(re.search(OLD_BEFORE, masked[:m.start()]) or re.match(r"\s*(?:->|to\b)", masked[m.end():]))
             found.append((m.start(), layout, old))
     found.sort()
     fresh = [layout for _, layout, old in found if not old]

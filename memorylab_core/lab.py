@@ -47,7 +47,7 @@ def init_store(store, *, now):
     with store.lock():
         store.ensure_layout()
         rows, bad = store.read_rows()
-        stale = store.fresh_registry(len(rows)) is None
+        stale = store.fresh_registry(len(rows), rows) is None
         if stale:
             store.write_registry(registry.build_registry(rows, now=now))
     return {"root": store.root, "ledger": store.relpath(store.ledger_path),
@@ -84,7 +84,7 @@ def _champion_config(rows, champion):
 def _registry_now(store, rows, now):
     """The registry of `rows`: the registry file when it describes the ledger as it
     is (written by the last writer), else built from the rows."""
-    current = store.fresh_registry(len(rows))
+    current = store.fresh_registry(len(rows), rows)
     if current is None:
         from . import registry  # only when stale: `check --code` usually never loads it
         current = registry.build_registry(rows, now=now)
@@ -100,6 +100,8 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     from the champion's config). Returns {"novelty_guard", "bad_lines", "train_py"}."""
     from . import novelty
     description = records.check_description(description)
+    hypothesis = records.check_text(hypothesis, "--hypothesis")
+    family = records.check_family(family)
     threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
                                         else threshold)
     _check_limit(limit)
@@ -134,15 +136,18 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             noise_factor=2.0, now, cwd=None):
     """Record one finished run (see the module doc for the flow). Validates every
     input before writing; the writes are one transaction under the store lock.
-    Returns {"record", "registry", "report_paths", "bad_lines"}."""
+    Returns {"record", "registry", "report_paths", "bad_lines", "warnings"}: once the
+    ledger line is appended (the commit point) nothing raises; a failed results.tsv,
+    registry or report write becomes a warning and is repaired by the next write."""
     from . import decisions, novelty, registry
     description = records.check_description(description)
+    hypothesis = records.check_text(hypothesis, "--hypothesis")
+    family = records.check_family(family)
     threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
                                         else threshold)
     records.check_since_hours(since_hours)
     _check_limit(limit)
-    if not noise_factor > 0:
-        raise records.InputError(f"--noise-factor must be > 0, got {noise_factor:g}")
+    records.check_noise_factor(noise_factor)
     inputs = records.gather_inputs(status=status, summary_path=summary_path,
                                    log_path=log_path, error_text=error_text)
 
@@ -182,19 +187,22 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             _write_packet(store, staged, record["decision_packet"])
             after = rows + [store_module.slim_row(record, None)]
             registry_after = registry.build_registry(after, now=now)
-            store.commit_run(record, staged, registry_after)
-            staged = None
+            warnings = store.commit_run(record, staged, registry_after)
+            staged = None  # committed: from here on nothing may fail the command
             report_paths = []
             if with_report:
-                rows_now, _ = store.read_rows()
-                report_paths = _write_report(store, rows_now, registry_after, now=now,
-                                             since_hours=since_hours)
+                try:
+                    rows_now, _ = store.read_rows()
+                    report_paths = _write_report(store, rows_now, registry_after, now=now,
+                                                 since_hours=since_hours)
+                except Exception as exc:  # the run is recorded; `report` redoes this
+                    warnings.append(f"the report was not written ({type(exc).__name__}: {exc})")
     finally:
         if staged is not None:
             import shutil
             shutil.rmtree(staged, ignore_errors=True)
     return {"record": record, "registry": registry_after, "report_paths": report_paths,
-            "bad_lines": bad}
+            "bad_lines": bad, "warnings": warnings}
 
 
 def _run_provenance(cwd):
@@ -242,9 +250,10 @@ def make_report(store, *, now, since_hours=16.0, output=None):
     "report", "bad_lines"}."""
     from . import registry
     records.check_since_hours(since_hours)
+    records.check_output(output)
     with store.lock():
         rows, bad = store.read_rows()
-        current = store.fresh_registry(len(rows))
+        current = store.fresh_registry(len(rows), rows)
         if current is None:
             current = registry.build_registry(rows, now=now)
             if store.initialized():

@@ -17,7 +17,7 @@ _SPAN = r"\b(?:over|for|during|in|across|within)\s+(?:the\s+|its\s+)?"
 
 
 def _lr_knob(clause, match):
-    if re.search(r"\bwarmup\b|\bwarmdown\b", clause):
+    if re.search(r"\b(?:warmup|warmdown)\s+(?:of\s+)?(?:the\s+|all\s+)?$", clause[:match.start()]):
         return None   # "warm up the lr over 5%": the lr is what the schedule moves, not a knob
     if re.search(_SPAN + r"(?:last|final)\b", clause):
         return "WARMDOWN_RATIO"   # "decay the lr over the last 40%"
@@ -173,21 +173,24 @@ _PATTERNS = [
     (r"\bwindow\s+pattern\b|\bwindows?\s+(?:layout|schedule)\b|\battention\s+windows?\b", "WINDOW_PATTERN"),
     (r"\btotal\s+batch(?:\s+size)?\b|\btokens?\s+per\s+(?:optimi[sz]er\s+)?(?:step|update|batch)\b"
      r"|\bbatch\s+size\s+in\s+tokens\b|\bglobal\s+batch(?:\s+size)?\b|\beffective\s+batch(?:\s+size)?\b", "TOTAL_BATCH_SIZE"),
+    # "accumulate 4 micro-batches per step": a count of micro-batches is the accumulation
+    (r"\baccumulat\w*(?:\s+over)?\s+#+\s+micro\s*batch(?:es)?\b|#+\s+micro\s*batch(?:es)?\s+per\s+(?:optimi[sz]er\s+)?step\b"
+     r"|#+\s+accumulation\s+steps\b", "GRAD_ACCUM"),
     (r"\bdevice\s+batch(?:\s+size)?\b|\bmicro\s*batch(?:es)?(?:\s+size)?\b|\bper\s+device\s+batch(?:\s+size)?\b"
      r"|\bbatch\s+per\s+device\b|\bsequences\s+per\s+(?:forward|micro\s*batch|step|device)\b", "DEVICE_BATCH_SIZE"),
     (r"\bgrad(?:ient)?\s+accum\w*(?:\s+steps)?\b", "GRAD_ACCUM"),
     (r"\bbatch(?:\s+size)?\b", _batch_knob),
     (r"\bmax\s+seq\s+len\b|\bseq(?:uence)?\s+len(?:gth)?\b|\bcontext\s+(?:length|len|size)\b|\bctx(?:\s+len)?\b"
-     r"|\bblock\s+size\b|\bseqlen\b|(?<=#)\s+(?:tokens?\s+)?(?:context|ctx)\b(?!\s+(?:window|attention))"
+     r"|\bblock\s+size\b|\bseqlen\b|\bcontext(?=\s+(?:to\s+|of\s+|=\s*)?#)|(?<=#)\s+(?:tokens?\s+)?(?:contexts?|ctx)\b(?!\s+(?:window|attention))"
      r"|(?<=#)\s+tokens?\s+(?:sequences?|seqs?|samples?|examples?)\b",
      "MAX_SEQ_LEN"),
     (r"\bdepth\b|\bn\s+layers?\b|\bnum(?:ber)?\s+(?:of\s+)?layers\b|\blayer\s+count\b|\bdeeper\b|\bshallower\b"
-     r"|#\s+(?:transformer\s+)?(?:layers?|blocks?)\b|\b(?:more|fewer|extra|additional|less)\s+layers\b", "DEPTH"),
-    (r"\baspect(?:\s+ratio)?\b|\bwider\b|\bnarrower\b", "ASPECT_RATIO"),
+     r"|#\s+(?:transformer\s+)?(?:layers?|blocks?)\b|\b(?:more|fewer|extra|additional|less)\s+layers?\b", "DEPTH"),
+    (r"\baspect(?:\s+ratio)?\b|\b(?:wider|narrower)\b(?!\s+(?:attention\s+)?heads?\b)", "ASPECT_RATIO"),
     (r"\bwidth\b", "WIDTH?"),   # an aspect ratio or a model dim, by the value's magnitude
     (r"\bmodeldim\b", "MODEL_DIM"),
     (r"\bhead\s+dim(?:ension)?s?\b|\bhead\s+size\b|\bdim(?:ension)?\s+per\s+head\b"
-     r"|#+\s+dim(?:ension(?:al)?)?\s+(?:attention\s+)?heads?\b|\bheads\s+of\s+(?:size|dim\w*)\b", "HEAD_DIM"),
+     r"|#+\s+dim(?:ension(?:al)?)?\s+(?:attention\s+)?heads?\b|\bheads\s+of\s+(?:size|dim\w*|#+\s+dim\w*)\b", "HEAD_DIM"),
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:kv|key\s+value|key/value)\s+heads?\b|\bgqa\b|\bmqa\b|\bgrouped\s+query\b",
      "N_KV_HEAD"),
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:attention\s+|query\s+|q\s+)?heads\b|#\s+heads?\b|\bn\s+head\b", "N_HEAD"),
@@ -209,7 +212,7 @@ _PATTERNS = [
     (r"\bloss\s+scal\w*\b|\bscal\w*\s+(?:the\s+)?loss\b|\bmultipl\w*\s+(?:the\s+)?loss\b", "LOSS_SCALE"),
     (r"\bseed\b", "SEED"),
     (r"\blayer\s*norm\b|\brms\s*norm\b", ("NORM", "@word")),
-    (r"\bbias(?:es)?\b", "BIAS"),
+    (r"(?<!gate )(?<!gates )\bbias(?:es)?\b", "BIAS"),   # "the gate biases" are the gates' own
     (r"\b(?:adamw|lion|sgd|soap|shampoo)\b", ("OPTIMIZER", "@word")),
     (r"\boptimi[sz]er\b", "OPTIMIZER"),
     (r"\b(?:mlp|ffn)\b", "MLP?"),

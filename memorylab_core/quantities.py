@@ -19,7 +19,7 @@ _WORD_NUMBERS = {
 _WORD_MULTIPLIERS = {
     "double": 2, "doubled": 2, "doubling": 2, "twice": 2, "triple": 3, "tripled": 3, "tripling": 3,
     "quadruple": 4, "quadrupled": 4, "halve": 0.5, "halved": 0.5, "halving": 0.5, "half": 0.5,
-    "quarter": 0.25,
+    "quarter": 0.25, "one third": 1 / 3, "two thirds": 2 / 3, "one quarter": 0.25, "three quarters": 0.75,
 }
 _PARTS = {"half": 2, "third": 3, "quarter": 4, "fifth": 5, "tenth": 10}
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
@@ -52,7 +52,7 @@ _VALUE_PATTERNS = [
     (r"(?:(?<=last\s)|(?<=final\s)|(?<=first\s))(half|third|quarter|fifth|tenth)\b"
      r"|(?<=\ba\s)(half|third|quarter|fifth|tenth)(?=\s+(?:of\s+)?(?:the\s+)?(?:way|run|training|budget|time)\b)",
      "part"),
-    (r"\b(" + "|".join(_WORD_MULTIPLIERS) + r")\b", "word_multiple"),
+    (r"\b(" + "|".join(sorted(_WORD_MULTIPLIERS, key=len, reverse=True)) + r")\b", "word_multiple"),
     (r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", "word_number"),
     (r"[\"']([sl]{1,12})[\"']|\b([sl]{3,12})\b", "pattern"),
     (r"\b([sl]{1,2})\b", "short_pattern"),
@@ -151,6 +151,9 @@ def extract_values(clause, base_constants=None):
             delta = None
         if v["kind"] in ("number", "word_number") and (delta or re.match(_DELTA_AFTER, after)):
             v["delta"] = -1 if re.match(r"^\s*(?:fewer|less)\b", after) else 1
+        if v["kind"] == "number" and clause[v["start"]] in "+-" and not re.search(r"[=:]\s*$", before):
+            # "wd +0.05", "depth -2": a step
+            v["delta"], v["number"] = (1 if clause[v["start"]] == "+" else -1), abs(v["number"])
         if v["kind"] == "percent" and re.search(r"(?:\bby|[-+])\s*$", before):
             v["relative"] = True
     values.sort(key=lambda v: v["start"])

@@ -18,7 +18,7 @@ def _rows(store):
 def _registry(store, rows, now):
     """The registry file when it still describes the ledger, else one built now."""
     from . import registry
-    return store.fresh_registry(len(rows)) or registry.build_registry(rows, now=now)
+    return store.fresh_registry(len(rows), rows) or registry.build_registry(rows, now=now)
 
 
 def _resolve(store, rows, ref, now):

@@ -5,8 +5,9 @@ into one JSON-ready dict (written as reports/latest.json); ``render_markdown`` t
 the morning report. Both are pure and linear in the number of rows. Table cells go through
 ``md_cell``, the one place that escapes ``|`` and line breaks.
 
-Window: runs whose ``timestamp_utc`` is at or after ``now - since_hours`` are in the
-window; runs with an unreadable timestamp count as before it. The decision queue lists the
+Window: runs whose ``timestamp_utc`` is at or after ``now - since_hours`` and not after
+``now`` are in the window; runs with an unreadable timestamp count as before it, runs
+stamped after ``now`` (clock skew, hand edits) in neither. The decision queue lists the
 window's packets, highest priority first, then newest, at most ``QUEUE_LIMIT``.
 """
 
@@ -128,12 +129,16 @@ def report_data(rows, registry, *, now, since_hours):
     if end is None:
         raise ValueError(f"now is not an ISO 8601 time: {now!r}")
     start_key = records.format_utc(end - timedelta(hours=float(since_hours)))
+    end_key = records.format_utc(end)
     facts = facts_of(rows)
     current = registry.get("current_class")
     in_window, before = [], []
     counts = {"keep": 0, "discard": 0, "crash": 0, "other": 0}
     for index, row in enumerate(rows):
-        if _stamp_key(row.get("timestamp_utc")) >= start_key:
+        key = _stamp_key(row.get("timestamp_utc"))
+        if key > end_key:
+            continue  # stamped after now (clock skew, a hand edit): in no window
+        if key >= start_key:
             in_window.append(index)
             status = facts[index][STATUS]
             counts[status if status in counts else "other"] += 1

@@ -205,13 +205,24 @@ class Store:
     @contextmanager
     def lock(self, exclusive=True):
         """Hold the store lock (exclusive for writers, shared for readers). A reader
-        of a store that does not exist yet creates nothing."""
+        of a store that does not exist yet creates nothing. A reader that may not
+        write the lock file (another user's store, a read-only mount) locks it
+        read-only (flock works on any fd), or reads unlocked when it cannot open it."""
         import fcntl
         if not exclusive and not os.path.isdir(self.lab_dir):
             yield self
             return
         os.makedirs(self.lab_dir, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if exclusive:
+                raise
+            try:
+                fd = os.open(self.lock_path, os.O_RDONLY)
+            except OSError:
+                yield self
+                return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             self._exclusive = exclusive
@@ -286,6 +297,8 @@ class Store:
         if (state.get("dev"), state.get("ino")) != (st.st_dev, st.st_ino) or \
                 st.st_size < state.get("offset", 0):
             return False
+        if st.st_size == state["offset"] and state.get("mtime_ns") not in (None, st.st_mtime_ns):
+            return False  # written since it was indexed, same length: an in-place edit
         return _signatures(self.ledger_path, state["offset"]) == (state["head"], state["tail"])
 
     def _load_index(self, st):
@@ -342,6 +355,7 @@ class Store:
                     rows.append(_compacted(row))
         state["offset"] += cut
         state["lines"] = line
+        state["mtime_ns"] = st.st_mtime_ns
         state["head"], state["tail"] = _signatures(self.ledger_path, state["offset"])
         self._persist_index(state, rows, first_new)
         return torn
@@ -403,7 +417,12 @@ class Store:
     def commit_run(self, record, staged, registry):
         """Land one run (caller holds the exclusive lock): journal, archive rename,
         ledger append (the commit point), results.tsv row, registry, index.
-        `staged` is a staging folder from `stage_archive` or None."""
+        `staged` is a staging folder from `stage_archive` or None.
+
+        Returns a list of warnings: a failure after the commit point (results.tsv,
+        registry, index) does not raise, since the run is recorded. The journal is
+        then left in place, so the next writer completes results.tsv (`recover`), and
+        a registry older than the ledger is rebuilt (`fresh_registry`)."""
         assert self._exclusive, "commit_run needs the exclusive lock"
         run_id = record["run_id"]
         line = to_json(record, indent=None)
@@ -412,11 +431,22 @@ class Store:
         write_atomic(self.journal_path, json.dumps(journal))
         if staged:
             os.rename(staged, self.run_dir(run_id))
-        _append_line(self.ledger_path, line)
-        self._append_tsv(record)
-        self.write_registry(registry)
-        os.unlink(self.journal_path)
-        self.read_rows()  # extend the index by the new line
+        _append_line(self.ledger_path, line)  # the commit point
+        warnings = []
+        for what, step in (("results.tsv", lambda: self._append_tsv(record)),
+                           ("the registry", lambda: self.write_registry(registry))):
+            try:
+                step()
+            except OSError as exc:
+                warnings.append(f"{what} was not updated ({exc.strerror or _short(exc)}: "
+                                f"{exc.filename or '-'})")
+        try:
+            if not warnings:
+                os.unlink(self.journal_path)
+            self.read_rows()  # extend the index by the new line
+        except OSError as exc:
+            warnings.append(f"the index was not updated ({_short(exc)})")
+        return warnings
 
     def _append_tsv(self, record):
         if not os.path.exists(self.tsv_path) or os.path.getsize(self.tsv_path) == 0:
@@ -430,19 +460,23 @@ class Store:
         os.makedirs(self.lab_dir, exist_ok=True)
         write_atomic(self.registry_path, to_json(registry) + "\n", durable=False)
 
-    def fresh_registry(self, run_count):
+    def fresh_registry(self, run_count, rows=None):
         """The registry file's content when it describes the ledger as it is now, so
         it need not be rebuilt; else None. Every writer rewrites the registry after
         touching the ledger, so it is fresh when it is not older than the ledger and
-        counts `run_count` experiments (the rows just read)."""
+        counts `run_count` experiments (the rows just read). With `rows`, a hand-written
+        file must also have the registry's shape and name a champion that is among
+        the rows (else it is stale and rebuilt)."""
         try:
             if os.stat(self.registry_path).st_mtime_ns < os.stat(self.ledger_path).st_mtime_ns:
                 return None
             with open(self.registry_path, "rb") as f:
                 registry = json.loads(f.read())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(registry, dict) or registry.get("experiments") != run_count:
+            return None
+        if rows is not None and not _registry_describes(registry, rows):
             return None
         return registry
 
@@ -587,6 +621,20 @@ def _parse_line(raw, at_end=False):
     if not isinstance(record, dict):
         return None, "not a JSON object; line kept, not used"
     return record, None
+
+
+def _registry_describes(registry, rows):
+    """Cheap evidence that a registry file was built from `rows`: its status counts add
+    up to the rows, and its champion (when any) is one of them."""
+    counts = registry.get("status_counts")
+    champion = registry.get("champion")
+    if not isinstance(counts, dict) or not isinstance(registry.get("challengers"), list) or \
+            sum(v for v in counts.values() if type(v) is int) != len(rows):
+        return False
+    if champion is None:
+        return True
+    run_id = champion.get("run_id") if isinstance(champion, dict) else None
+    return isinstance(run_id, str) and any(row.get("run_id") == run_id for row in reversed(rows))
 
 
 def _short(exc):

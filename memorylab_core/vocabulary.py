@@ -104,7 +104,7 @@ DIRECTION_WORDS = [
      r"|shallower|trim\w*|down|tight\w*|downscal\w*|scal\w* down|narrow\w*)\b", "down"),
     (r"\b(?:remov\w*|delet\w*|drop\w*|disabl\w*|no|without|ablat\w*|kill\w*|strip\w*|rip\w* out|get rid of"
      r"|turn\w* off|switch\w* off|off|eliminat\w*|untie\w*|untying|decoupl\w*|skip\w*|stop\w*|nolonger"
-     r"|ditch\w*)\b", "off"),
+     r"|ditch\w*|free)\b", "off"),
     (r"\b(?:add\w*|enabl\w*|introduc\w*|turn\w* on|switch\w* on|re-?enabl\w*|tie|tied|ties|tying|shar\w*|includ\w*)\b",
      "on"),
 ]
@@ -124,6 +124,7 @@ _CANON = [
     (r"\b(adam\s*betas?)\s+(?:first|1st)(?:\s+(?:entry|element|value|term|component))?\b", r"adam beta1"),
     (r"\b(adam\s*betas?)\s+(?:second|2nd)(?:\s+(?:entry|element|value|term|component))?\b", r"adam beta2"),
     (r"\b(?:the\s+)?input\s+and\s+output\s+embed(?:ding)?s?\b", "embed and lmhead"),
+    (r"\bun\s+(?=[a-z])", "un"),   # "un-tied", "un-gated": the prefix split off by a hyphen
     (r"\bno\s+longer\b", " nolonger "), (r"n[\'’]t\b", " not"),
     (r"\bbs\b", "batch size"),
     (r"\b(all|every\s+one\s+of\s+the|each\s+of\s+the)\s+\d+\s+(layers|blocks)\b", r"\1 \2"),
@@ -185,7 +186,7 @@ _CANON = [
      r"|\bmlp\s+(?:hidden|expansion)\b|\bhidden\s+(?:ratio|multiplier)", "mlpratio"),
     (r"\bn\s*embd\b|\bd\s*model\b|\bmodel\s+dim(?:ension)?s?\b|\bembed\s+dim(?:ension)?\b|\bhidden\s+(?:size|dim(?:ension)?)\b"
      r"|\bresidual\s+(?:stream\s+)?width\b|\bmodel\s+width\b", "modeldim"),
-    (r"\bgrad(?:ient)?s?\s+(?:norm\s+)?clip\w*|\bclip\w*(?:\s+(?:the|global|total|overall))*\s+grad\w*(?:\s+norms?)?|\bmax\s+grad(?:ient)?\s+norm"
+    (r"\bgrad(?:ient)?s?\s+(?:norm\s+)?clip\w*|\bclip\w*(?:\s+(?:the|global|total|overall))*\s+grad\w*(?:\s+norms?)?|\bmax(?:imum)?\s+(?:grad(?:ient)?\s+)?norm\b"
      r"|\bgrad(?:ient)?\s+norm\s+clip\w*", "gradclip"),
 ]
 

@@ -282,6 +282,10 @@ class PhrasingTests(unittest.TestCase):
         self.assertEqual(parsed("ungated value embeddings"), [("VE_GATE", "off", None)])
         self.assertEqual(parsed("no residual scaling lambdas"), [("RESID_LAMBDAS", "off", None)])
         self.assertEqual(parsed("clip the global grad-norm at 1"), [("GRAD_CLIP", "on", 1.0)])
+        self.assertEqual(parsed("gradient-clipped training (max norm 0.5)"), [("GRAD_CLIP", "on", 0.5)])
+        self.assertEqual(parsed("RoPE-free attention"), [("ROTARY", "off", None)])
+        self.assertEqual(parsed("Nesterov-free Muon"), [("NESTEROV", "off", None)])
+        self.assertEqual(parsed("un-tied wte and lm_head"), [("WEIGHT_TYING", "off", None)])
 
     def test_old_values_written_after_or_in_pairs(self):
         self.assertEqual(parsed("Muon lr raised to 0.05 (0.04 before)"), [("MATRIX_LR", "up", 0.05)])
@@ -335,6 +339,14 @@ class PhrasingTests(unittest.TestCase):
         self.assertEqual(parsed("drop the sign mask from Muon weight decay"), [("CAUTIOUS_WD", "off", None)])
         self.assertEqual(parsed("train on 1024-token sequences"), [("MAX_SEQ_LEN", "down", 1024)])
         self.assertEqual(parsed("4k context"), [("MAX_SEQ_LEN", "up", 4000.0)])
+        self.assertEqual(parsed("train with 8192-token contexts"), [("MAX_SEQ_LEN", "up", 8192)])
+        self.assertEqual(parsed("accumulate 4 micro-batches per step instead of 2"),
+                         [("TOTAL_BATCH_SIZE", "up", 2 ** 20)])
+        self.assertEqual(parsed("wider heads: 2 heads of 256 dims"), [("HEAD_DIM", "up", 256)])
+        self.assertEqual(parsed("init the value-embedding gate biases at 3"), [("VE_GATE_INIT", "up", 3.0)])
+        self.assertEqual(parsed("VALUE_EMBEDS alternating -> all"), [("VALUE_EMBEDS", "set", "all")])
+        self.assertEqual(parsed("GQA: each kv head shared between 2 query heads (n_kv_head 2)"),
+                         [("N_KV_HEAD", "down", 2)])
 
 
 class ConstantChangeTests(unittest.TestCase):

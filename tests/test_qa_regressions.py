@@ -94,7 +94,8 @@ class StoreTrust(QaCase):
         self.assertIn("val_bpb 0.990000", brief)
 
     @unittest.skipUnless(hasattr(os, "geteuid") and os.geteuid() == 0 and
-                         os.path.exists("/usr/bin/setpriv"), "needs root and setpriv")
+                         os.path.exists("/usr/bin/setpriv") and
+                         os.path.exists("/usr/bin/python3"), "needs root, setpriv, /usr/bin/python3")
     def test_read_only_store_can_be_read(self):
         self.log_json("baseline", 0.99)
         os.chmod(self.tmp, 0o755)
@@ -102,7 +103,7 @@ class StoreTrust(QaCase):
         for argv in (["list"], ["brief"], ["show", "champion"], ["check", "--description", "x"]):
             done = subprocess.run(
                 ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                 sys.executable, CLI, *argv], cwd=self.repo, env=self.env,
+                 "/usr/bin/python3", CLI, *argv], cwd=self.repo, env=self.env,
                 capture_output=True, text=True)
             self.assertEqual(done.returncode, 0, (argv, done.stderr))
 
@@ -297,6 +298,13 @@ class TextOutput(QaCase):
                 MEMORYLAB_NOW="2026-01-02T00:00:00Z")
         self.assertEqual(strict_json(self.ok("list", "--since-hours", "1", "--json").out)["runs"],
                          [])
+
+    def test_report_window_excludes_future_runs(self):  # finding 18
+        summary = self.summary(val_bpb=0.99)
+        self.ok("log", "--description", "future", "--status", "keep", "--summary", summary,
+                MEMORYLAB_NOW="2026-01-02T00:00:00Z")
+        data = strict_json(self.ok("report", "--since-hours", "1e-300", "--json").out)
+        self.assertEqual(data["headline"]["experiments"], 0)
 
     def test_broken_pipe_exits_quietly(self):
         env = dict(self.env)
