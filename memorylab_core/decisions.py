@@ -21,7 +21,8 @@ before the run, or the runner-up when the run is a rerun of the champion's group
 Noise: σ = the class's pooled within-group sd (noise.noise_floor, including this run),
 else the prior 0.001, marked "prior". ``k`` = ``noise_factor`` (default 2.0, the CLI's
 ``--noise-factor``). The "promising" band is the earlier fork's 0.0015 while σ is the
-prior, else k·σ.
+prior, else max(0.0015, k·σ): measured noise may widen the published band, never
+narrow it.
 
 Rules, first match wins:
 
@@ -326,7 +327,9 @@ class _Case:
         else:
             self.floor = view["floor"] if isinstance(view["floor"], dict) else noise.noise_floor([])
         self.sigma = self.floor["sigma"]
-        self.band = PROMISING_BAND if self.floor.get("source") != "measured" else k * self.sigma
+        # the published band is a floor: measured noise may widen it, never narrow it
+        measured = self.floor.get("source") == "measured"
+        self.band = max(PROMISING_BAND, k * self.sigma) if measured else PROMISING_BAND
         if view["ranked"] is not None:
             mine = [row_facts(record)] if ranked else []
             self.plateau = plateau_of(view["ranked"] + ([record] if ranked else []), self.sigma,

@@ -244,8 +244,10 @@ def tail_lines(text, count=TAIL_LINES):
             for line in lines[-count:]]
 
 
-def metrics_from_log(text, path):
-    """Metrics from the `key: value` summary lines of a log tail (last one wins)."""
+def metrics_from_log(text, path, lenient=False):
+    """Metrics from the `key: value` summary lines of a log tail (last one wins).
+    Unusable values raise InputError, or with `lenient` (a crash's log, whose figures
+    are not results anyway) are recorded as None."""
     found = {}
     for line in re.split(r"[\r\n]+", text):
         match = _METRIC_LINE.match(line)
@@ -258,11 +260,16 @@ def metrics_from_log(text, path):
             metrics[name] = None
             continue
         try:
-            value = float(raw)
-        except ValueError:
-            raise InputError(f"--log {path}: metric {name} must be a finite number, "
-                             f"got {raw!r}") from None
-        metrics[name] = checked_metric(name, value, f"--log {path}")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InputError(f"--log {path}: metric {name} must be a finite number, "
+                                 f"got {raw!r}") from None
+            metrics[name] = checked_metric(name, value, f"--log {path}")
+        except InputError:
+            if not lenient:
+                raise
+            metrics[name] = None
     return metrics
 
 
@@ -346,7 +353,7 @@ def gather_inputs(*, status, summary_path=None, log_path=None, error_text=None):
         check_json_values(hyperparameters_from_summary(summary),
                           f"--summary {summary_path}: hyperparameters")
     elif log_path:
-        metrics = metrics_from_log(text, log_path)
+        metrics = metrics_from_log(text, log_path, lenient=status == "crash")
     else:
         metrics = {name: None for name in METRIC_FIELDS}
     if status == "crash":

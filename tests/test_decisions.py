@@ -216,11 +216,19 @@ class NoiseAwareRules(unittest.TestCase):
         self.assertEqual(packet["noise"]["source"], "measured")
         self.assertFalse(packet["comparison"]["is_new_champion"])
 
-    def test_measured_sigma_sets_the_band(self):
+    def test_measured_sigma_never_narrows_the_published_band(self):
         history = [run(1, "keep", 1.0000, commit="aaaaaaa"), run(2, "keep", 1.0002, commit="aaaaaaa")]
-        # σ ≈ 0.000141, 2σ ≈ 0.000283: 0.0010 behind is no longer "within the band"
+        # σ ≈ 0.000141, 2σ ≈ 0.000283 < 0.0015: the published band still holds
         packet = decide(history, run(3, "discard", 1.0011))
-        self.assertEqual(packet["next_action"], "abandon")
+        self.assertEqual(packet["next_action"], "retry")
+        self.assertAlmostEqual(packet["noise"]["band"], 0.0015)
+        self.assertEqual(decide(history, run(3, "discard", 1.0020))["next_action"], "abandon")
+
+    def test_measured_sigma_widens_the_band(self):
+        history = [run(1, "keep", 1.000, commit="aaaaaaa"), run(2, "keep", 1.002, commit="aaaaaaa")]
+        # σ ≈ 0.001414, 2σ ≈ 0.002828 > 0.0015: 0.0025 behind is within the noise band
+        packet = decide(history, run(3, "discard", 1.0035))
+        self.assertEqual(packet["next_action"], "retry")
         self.assertAlmostEqual(packet["noise"]["band"], 2 * packet["noise"]["sigma"])
 
 

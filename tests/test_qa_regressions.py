@@ -187,6 +187,15 @@ class OneLineErrors(QaCase):
             self.assertIn(field, self.fails("log", "--description", "neg", "--status", "keep",
                                             "--summary", path))
 
+    def test_crash_log_with_unusable_figures_is_still_recorded(self):
+        log = self.write("nan.log", "step 1\nval_bpb:          nan\npeak_vram_mb:     -3\n")
+        self.assertIn("val_bpb must be a finite number", self.fails(
+            "log", "--description", "nan eval", "--status", "discard", "--log", log))
+        self.ok("log", "--description", "nan eval", "--status", "crash", "--log", log)
+        (record,) = self.records()
+        self.assertEqual((record["metrics"]["val_bpb"], record["metrics"]["peak_vram_mb"]),
+                         (None, None))
+
     def test_import_tsv_rejects_what_log_rejects(self):  # findings 3, 8, 13
         for row, words in (("abc1234\t0.99\t1e308\tkeep\thuge\n", "memory_gb"),
                            ("abc1234\t0.99\t-2\tkeep\tneg\n", "memory_gb"),
