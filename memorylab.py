@@ -218,7 +218,7 @@ def cmd_report(args, store, now):
     return EXIT_OK
 
 
-# ---------------------------------------------------------------- query and repair commands (H5)
+# ---------------------------------------------------------------- query and repair commands
 
 EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
 
@@ -375,7 +375,7 @@ def build_parser():
     p.add_argument("--output", default=None, help="write the markdown only to this path")
     p.set_defaults(run=cmd_report)
 
-    # ---- query and repair commands (H5)
+    # ---- query and repair commands
     p = sub.add_parser("show", parents=[common, as_json],
                        help="one run: record, decision packet, archived files")
     p.add_argument("ref", metavar="RUN",

@@ -69,7 +69,7 @@ def patch_from_parent(cwd, commit, path=TRAIN_PY):
 def diff_between(cwd, old_commit, new_commit, path=TRAIN_PY):
     """The text diff of `path` from `old_commit` to `new_commit` ("" when equal), or
     None when git or either commit is missing, or is not a hex id (ledger text never
-    reaches git's option parser). (Added by H5 for `compare`.)"""
+    reaches git's option parser). Used by `compare`."""
     import re
     if not all(isinstance(c, str) and re.fullmatch(r"[0-9a-f]{4,40}", c)
                for c in (old_commit, new_commit)):

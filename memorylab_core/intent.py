@@ -34,7 +34,7 @@ from .mentions import find_mentions
 from .quantities import EXPR_WORDS, compare_direction, extract_values, long_fraction, reduce_pattern
 from .vocabulary import KNOBS, LR_KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
 
-_KEEP = r"\b(?:keep|kept|leave|hold|unchanged|as is|nothing|none)\b"
+_KEEP = r"\b(?:keep|kept|leave|hold|unchanged|untouched|as is|as before|nothing|none)\b"
 _SPLIT = r";|,\s+(?![^()]*\))|\.\s+|\s+(?:and|plus|then|also|while|but|&|\+)\s+"
 
 

@@ -62,8 +62,8 @@ def _value_embeds_layout(masked):
     for pattern, layout in ((r"\b(?:all|every|each)\s+(?:the\s+)?(?:layers?|blocks?)\b|\beverywhere\b|(?:->|\bto)\s*all\b",
                              "all"),
                             (r"\balternat\w*|\bevery\s+other\b|\bodd\s+(?:layers|blocks)\b", "alternating"),
-                            (r"\b(?:last|final)\s+(?:layers?|blocks?)(?:\s+only)?\b", "last"),
-                            (r"\bfirst\s+(?:layers?|blocks?)\b", "first")):
+                            (r"\b(?:last|final)\s+(?:layers?|blocks?)(?:\s+only)?\b|(?:->|=)\s*last\b", "last"),
+                            (r"\bfirst\s+(?:layers?|blocks?)\b|(?:->|=)\s*first\b", "first")):
         for m in re.finditer(pattern, masked):
             old = bool(re.search(OLD_BEFORE, masked[:m.start()]) or re.match(r"\s*(?:->|to\b)", masked[m.end():]))
             found.append((m.start(), layout, old))

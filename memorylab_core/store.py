@@ -693,7 +693,7 @@ def _gc_paused():
             gc.enable()
 
 
-# ---------------------------------------------------------------- doctor, show (H5)
+# ---------------------------------------------------------------- doctor, show
 # Primitives for `doctor --repair` and `show`/`compare`; the logic is in doctor.py
 # and queries.py.
 

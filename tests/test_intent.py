@@ -80,6 +80,12 @@ class ValueTests(unittest.TestCase):
         self.assertChange("increase depth by 4", "DEPTH", "up", 12)
         self.assertChange("2 fewer layers", "DEPTH", "down", 6)
         self.assertChange("smaller micro-batch of 32 sequences", "DEVICE_BATCH_SIZE", "down", 32)
+        self.assertChange("one more layer", "DEPTH", "up", 9)
+        self.assertChange("depth -2", "DEPTH", "down", 6)
+        self.assertChange("muon wd +0.1", "WEIGHT_DECAY", "up", 0.3)
+        self.assertChange("MATRIX_LR = -0.01", "MATRIX_LR", "down", -0.01)   # after '=', a sign is the value's
+        self.assertChange("embedding lr cut to two thirds", "EMBEDDING_LR", "down", 0.4)
+        self.assertChange("context 3072", "MAX_SEQ_LEN", "up", 3072)
 
     def test_approximate_values_are_marked(self):
         change = intent.parse_changes("double the tokens per optimizer step to ~1M")[0]

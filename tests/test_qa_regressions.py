@@ -1,4 +1,4 @@
-"""Regressions for the QA report's findings (/work/qa_report.md), through the CLI in
+"""Regressions for findings of a black-box QA pass over the CLI, through the CLI in
 temporary git repos with MEMORYLAB_NOW injected (see mlhelpers.LabCase). Each test
 names its finding."""
 
