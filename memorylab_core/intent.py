@@ -309,7 +309,12 @@ def parse_changes(text, base_constants=None):
     if "\x00" in canonical:   # asides go after the sentence they interrupted
         asides = re.findall(r"\x00(.*?)\x01", canonical)
         canonical = "; ".join([re.sub(r"\s*\x00.*?\x01\s*", " ", canonical)] + asides)
-    clauses = [c.strip() for c in re.split(_SPLIT, canonical) if c and c.strip()]
+    clauses = []
+    for c in (c.strip() for c in re.split(_SPLIT, canonical) if c and c.strip()):
+        if clauses and _only_a_value(c):
+            clauses[-1] += " " + c   # "larger adam eps, 1e-6": the value of the clause before
+        else:
+            clauses.append(c)
     parsed = []
     previous_direction = None
     for clause in clauses:
@@ -366,6 +371,16 @@ def parse_changes(text, base_constants=None):
     # nothing, unless it is all the text says (a revert to the baseline value)
     moved = [c for c in changes if not _restates_base(c, base_constants)]
     return moved if moved else changes
+
+
+_VALUE_WORDS = {"std", "to", "at", "of", "from", "was", "instead", "rather", "than", "now", "the", "tokens", "steps",
+                "layers", "coefficient", "coef", "weight", "value", "scale", "about", "around", "roughly"}
+
+
+def _only_a_value(clause):
+    """True for a clause that is a value and nothing else it could belong to ("1e-6", "std 0.02")."""
+    words = re.findall(r"[a-z]{2,}", clause)
+    return bool(re.search(r"\d", clause)) and all(w in _VALUE_WORDS for w in words)
 
 
 def _restates_base(change, base_constants):

@@ -110,7 +110,7 @@ _TENSORS = [
     ("ATTN_PROJ_INIT", r"(?:attn|attention)(?:\s+c)?(?:\s+out(?:put)?)?\s+proj(?:ection)?s?|\bo\s+proj\b"),
     ("PROJ_INIT", r"(?:out(?:put)?\s+|c\s+)?proj(?:ection)?s?"),
     ("MLP_FC_INIT", r"mlp\s+(?:in(?:put)?|fc|up)(?:\s+proj\w*)?|\bc\s+fc\b"),
-    ("QKV_INIT", r"qkv|q\s*,?\s*k\s*,?\s*(?:and\s+)?v(?:\s+proj\w*)?|query\s+key\s+value"),
+    ("QKV_INIT", r"qkv|q\s*[,/]?\s*k\s*[,/]?\s*(?:and\s+)?v(?:\s+proj\w*)?|query\s+key\s+value"),
     ("X0_LAMBDA_INIT", r"xzerolambdas|xzero"),
     ("RESID_LAMBDA_INIT", r"residlambdas"),
 ]
@@ -191,7 +191,7 @@ _PATTERNS = [
     (r"\bmodeldim\b", "MODEL_DIM"),
     (r"\bhead\s+dim(?:ension)?s?\b|\bhead\s+size\b|\bdim(?:ension)?\s+per\s+head\b"
      r"|#+\s+dim(?:ension(?:al)?)?\s+(?:attention\s+)?heads?\b|\bheads\s+of\s+(?:size|dim\w*|#+\s+dim\w*)\b", "HEAD_DIM"),
-    (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:kv|key\s+value|key/value)\s+heads?\b|\bgqa\b|\bmqa\b|\bgrouped\s+query\b",
+    (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:kv|k\s*/\s*v|key\s+value|key/value)\s+heads?\b|\bgqa\b|\bmqa\b|\bgrouped\s+query\b",
      "N_KV_HEAD"),
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:attention\s+|query\s+|q\s+)?heads\b|#\s+heads?\b|\bn\s+head\b", "N_HEAD"),
     (r"\bmlpratio\b", "MLP_RATIO"),
@@ -209,7 +209,7 @@ _PATTERNS = [
     (r"\bgradclip\b", "GRAD_CLIP"),
     (r"\blabel\s+smooth\w*\b", "LABEL_SMOOTHING"),
     (r"\bdropout\b", "DROPOUT"),
-    (r"\bloss\s+scal\w*\b|\bscal\w*\s+(?:the\s+)?loss\b|\bmultipl\w*\s+(?:the\s+)?loss\b", "LOSS_SCALE"),
+    (r"\bloss\s+scal\w*\b|\bscal\w*\s+(?:the\s+)?loss\b|\bmultipl\w*\s+(?:the\s+)?(?:training\s+|train\s+)?loss\b", "LOSS_SCALE"),
     (r"\bseed\b", "SEED"),
     (r"\blayer\s*norm\b|\brms\s*norm\b", ("NORM", "@word")),
     (r"(?<!gate )(?<!gates )\bbias(?:es)?\b", "BIAS"),   # "the gate biases" are the gates' own

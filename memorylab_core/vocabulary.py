@@ -99,7 +99,7 @@ LR_KNOBS = ("MATRIX_LR", "EMBEDDING_LR", "UNEMBEDDING_LR", "SCALAR_LR")
 # a clause's direction comes from these words: "up"/"down" for numbers, "on"/"off" for components
 DIRECTION_WORDS = [
     (r"\b(?:increas\w*|rais\w*|bump\w*|boost\w*|higher|larger|bigger|more|longer|extend\w*|lengthen\w*|grow\w*"
-     r"|deeper|wider|widen\w*|greater|up|upscal\w*|scal\w* up|enlarg\w*|expand\w*)\b", "up"),
+     r"|deeper|wider|widen\w*|greater|up|upscal\w*|scal\w* up|enlarg\w*|expand\w*|nonzero)\b", "up"),
     (r"\b(?:decreas\w*|lower\w*|reduc\w*|cut\w*|shrink\w*|shrunk|smaller|shorter|shorten\w*|fewer|less|narrower"
      r"|shallower|trim\w*|down|tight\w*|downscal\w*|scal\w* down|narrow\w*)\b", "down"),
     (r"\b(?:remov\w*|delet\w*|drop\w*|disabl\w*|no|without|ablat\w*|kill\w*|strip\w*|rip\w* out|get rid of"
@@ -125,6 +125,10 @@ _CANON = [
     (r"\b(adam\s*betas?)\s+(?:second|2nd)(?:\s+(?:entry|element|value|term|component))?\b", r"adam beta2"),
     (r"\b(?:the\s+)?input\s+and\s+output\s+embed(?:ding)?s?\b", "embed and lmhead"),
     (r"\bun\s+(?=[a-z])", "un"),   # "un-tied", "un-gated": the prefix split off by a hyphen
+    (r"\bgpt\s*-?\s*(\d)\b", r"gpt\1"),
+    # "non-zero init", "stop zero-initialising": an init moved up from zero
+    (r"\bnon\s*zero\b|\b(?:stop\w*|no\s+(?:more|longer)|without|remov\w*|drop\w*)\s+(?:the\s+)?zero(?=\s+init)",
+     "nonzero"),   # "GPT-2 style": a name, not the value 2
     (r"\bno\s+longer\b", " nolonger "), (r"n[\'’]t\b", " not"),
     (r"\bbs\b", "batch size"),
     (r"\b(all|every\s+one\s+of\s+the|each\s+of\s+the)\s+\d+\s+(layers|blocks)\b", r"\1 \2"),

@@ -337,7 +337,16 @@ class PhrasingTests(unittest.TestCase):
                          [("SOFTCAP", "up", 25.0)])
         self.assertEqual(parsed("add 1e-4 * logsumexp(logits)**2 to the loss"), [("Z_LOSS", "on", 0.0001)])
 
+    def test_a_clause_that_is_only_a_value_belongs_to_the_one_before(self):
+        self.assertEqual(parsed("much larger AdamW eps, 1e-7"), [("ADAM_EPS", "up", 1e-7)])
+        self.assertEqual(parsed("label-smoothed cross entropy, 0.05"), [("LABEL_SMOOTHING", "up", 0.05)])
+        self.assertEqual(parsed("GPT-2 style token-embedding init, std 0.05"), [("WTE_INIT", "down", 0.05)])
+
     def test_a_group_named_by_its_parameters(self):
+        self.assertEqual(parsed("halve the init scale of the q/k/v projections"), [("QKV_INIT", "down", 0.5)])
+        self.assertEqual(parsed("share one K/V head across all query heads"), [("N_KV_HEAD", "down", 1)])
+        self.assertEqual(parsed("non-zero init for the attention c_proj"), [("ATTN_PROJ_INIT", "up", None)])
+        self.assertEqual(parsed("multiply the training loss by 3"), [("LOSS_SCALE", "up", 3.0)])
         self.assertEqual(parsed("lower the wte/value-embedding learning rate to 0.4"), [("EMBEDDING_LR", "down", 0.4)])
         self.assertEqual(parsed("replace Muon with AdamW for the matrices"), [("OPTIMIZER", "set", "adamw")])
         self.assertEqual(parsed("ADAM_BETAS second entry 0.95 -> 0.98"), [("ADAM_BETA2", "up", 0.98)])
