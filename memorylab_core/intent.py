@@ -63,11 +63,13 @@ _RATIONALE = (r"\s(?:because|since|so that|in order to|hoping|expecting|to see (
 
 # ---------------------------------------------------------------- clauses
 
-def _assign_values(mentions, values):
-    """{mention index: [values]}; each value goes to the nearest mention of its clause."""
+def _assign_values(mentions, values, masked):
+    """{mention index: [values]}; each value goes to the nearest mention of its clause,
+    the new end of an old pair ("512 -> 768") to the owner of its old end."""
     owned = {i: [] for i in range(len(mentions))}
     if not mentions:
         return owned
+    previous = None
     for v in values:
         best, best_gap = 0, None
         for i, m in enumerate(mentions):
@@ -79,7 +81,13 @@ def _assign_values(mentions, values):
                 gap = 0
             if best_gap is None or gap < best_gap:
                 best, best_gap = i, gap
+        # "modeldim 512 -> 768 at depth 8": the new end of a pair goes with its old end,
+        # unless its own unit follows it ("head dim 64 -> 8 heads")
+        if previous is not None and previous[0]["old"] and not v["old"] and best_gap >= 1 \
+                and re.fullmatch(r"\s*(?:->|to)\s*~?\s*", masked[previous[0]["end"]:v["start"]]):
+            best = previous[1]
         owned[best].append(v)
+        previous = (v, best)
     return owned
 
 
@@ -99,8 +107,11 @@ def _wd_schedule(mentions, values, masked, raw):
     """The WD_SCHEDULE change of a clause about how Muon's weight decay moves over
     training ("keep wd constant", "remove the wd ramp"), or None. The schedule's
     own end point ("decaying it to zero") is removed from ``values``."""
-    if not any(m["knob"] in ("WEIGHT_DECAY", "CAUTIOUS_WD") for m in mentions) or not re.search(_WD_SCHEDULE, masked):
+    if not any(m["knob"] in ("WEIGHT_DECAY", "CAUTIOUS_WD") for m in mentions):
         return None
+    said = [m.group(0) for m in re.finditer(_WD_SCHEDULE, masked)]
+    if not said or (not re.search(r"\bwd\b", masked) and all(w.startswith("decay") for w in said)):
+        return None   # "decay the weights only where ...": the verb of the decay, not its schedule
     values[:] = [v for v in values if not (v.get("number") == 0 and re.search(_SCHEDULE_END, masked[:v["start"]]))]
     direction = "off" if re.search(_WD_CONSTANT, masked) else "on"
     return {"knob": "WD_SCHEDULE", "direction": direction, "value": None, "raw": raw}
@@ -210,12 +221,20 @@ def _parse_clause(clause, base_constants, raw):
     elif re.search(_KEEP, masked) and not re.search(r"\bonly\b|\bno\s+(?:momentum\s+warmup|warmdown)\b", masked):
         return [], None   # "keep beta2", "keep the 0.85 warmup start": what stays is no change
     mentions = _qualify_mentions(mentions, values, words)
-    owned = _assign_values(mentions, values)
+    owned = _assign_values(mentions, values, masked)
     mentions, owned = _drop_context(mentions, owned, masked)
     if any(m["knob"] == "N_KV_HEAD" for m in mentions):
         # "kv heads shared by 2 query heads": the query heads (and their number) say how they group
         keep = [i for i, m in enumerate(mentions) if not (m["knob"] == "N_HEAD" and "query" in m.get("text", ""))]
+        group = [v for i, m in enumerate(mentions) if i not in keep for v in owned[i] if not v["old"]
+                 and v["kind"] in ("number", "word_number")]
         mentions, owned = [mentions[i] for i in keep], {j: owned[i] for j, i in enumerate(keep)}
+        if group and re.search(r"\b(?:each|every|per|one)\s+(?:n\s+)?(?:kv|key\s*/?\s*value)\s+heads?\b", masked):
+            # "each kv head shared by 2 query heads", "2 query heads per kv head": a group size
+            heads = base_value("N_HEAD", base_constants) or 4
+            for j, m in enumerate(mentions):
+                if m["knob"] == "N_KV_HEAD" and not owned[j] and group[-1]["number"] > 0:
+                    owned[j] = [dict(group[-1], number=float(heads / group[-1]["number"]))]
     by_knob = {}
     changes = [schedule] if schedule else []
     for i, m in enumerate(mentions):
@@ -239,18 +258,22 @@ def _parse_clause(clause, base_constants, raw):
 def _finish(change, base_constants, described=None):
     """Knob aliases that need a value to be resolved; returns a list of changes.
     ``described``: constants the same description sets, which accumulation steps
-    are counted against ("micro-batch 64, grad accum 4")."""
+    ("micro-batch 64, grad accum 4"), widths and head counts ("DEPTH 12, model_dim
+    768") are counted against."""
     relative = change.pop("relative", False)
     knob, value = change["knob"], change["value"]
+    now = dict(base_constants or {}, **(described or {}))
     if knob == "N_HEAD":
-        model_dim = (base_value("DEPTH", base_constants) or 8) * (base_value("ASPECT_RATIO", base_constants) or 64)
+        model_dim = (base_value("DEPTH", now) or 8) * (base_value("ASPECT_RATIO", now) or 64)
         out = dict(change, knob="HEAD_DIM")
+        out["direction"] = {"up": "down", "down": "up"}.get(change["direction"], change["direction"])
         if isinstance(value, (int, float)) and value > 0:
             out["value"] = int(round(model_dim / value))
-        out["direction"] = {"up": "down", "down": "up"}.get(change["direction"], change["direction"])
+            # heads that keep the current head size restate it ("ASPECT_RATIO 96 with 6 heads")
+            out["direction"] = compare_direction(out["value"], base_value("HEAD_DIM", base_constants))
         return [out]
     if knob == "MODEL_DIM":
-        depth = base_value("DEPTH", base_constants) or 8
+        depth = base_value("DEPTH", now) or 8   # "DEPTH 12 (model_dim 768)": the width follows from the depth
         out = dict(change, knob="ASPECT_RATIO")
         if isinstance(value, (int, float)):
             out["value"] = float(f"{value / depth:.6g}")
@@ -261,7 +284,6 @@ def _finish(change, base_constants, described=None):
         return [out]
     if knob == "GRAD_ACCUM":
         # accumulation steps = TOTAL_BATCH_SIZE / (DEVICE_BATCH_SIZE x MAX_SEQ_LEN)
-        now = dict(base_constants or {}, **(described or {}))
         per_step = (base_value("DEVICE_BATCH_SIZE", now) or 128) * (base_value("MAX_SEQ_LEN", now) or 2048)
         out = dict(change, knob="TOTAL_BATCH_SIZE")
         if isinstance(value, (int, float)):
@@ -340,7 +362,8 @@ def parse_changes(text, base_constants=None):
             parsed.append(change)
         if direction:
             previous_direction = direction
-    described = {c["knob"]: c["value"] for c in parsed if c["knob"] in ("DEVICE_BATCH_SIZE", "MAX_SEQ_LEN")
+    described = {c["knob"]: c["value"] for c in parsed
+                 if c["knob"] in ("DEVICE_BATCH_SIZE", "MAX_SEQ_LEN", "DEPTH", "ASPECT_RATIO")
                  and isinstance(c["value"], (int, float))}
     merged = {}
     order = []

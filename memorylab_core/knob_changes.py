@@ -124,6 +124,8 @@ def _switch_change(change, direction, mentions, masked):
             change["direction"] = "off"
         elif change["direction"] is None:
             change["direction"] = "on"   # "tied embeddings", "weight tying"
+    elif change["knob"] == "PER_LAYER_EMBED" and change["direction"] is None:
+        change["direction"] = "on"       # "per-layer embedding tables": off by default, so named is added
     return change
 
 

@@ -13,7 +13,8 @@ from .vocabulary import compiled
 _QUANTIFIER = r"\b(?:all|every|each|only|uniform\w*|everywhere)\b"
 
 
-_SPAN = r"\b(?:over|for|during|in|across|within)\s+(?:the\s+|its\s+)?"
+_SPAN = (r"\b(?:over|for|during|in|across|within)\s+(?:only\s+|just\s+|roughly\s+|about\s+|~\s*)?"
+         r"(?:the\s+|its\s+)?")
 
 
 def _lr_knob(clause, match):
@@ -150,7 +151,8 @@ _PATTERNS = [
     (r"\bwarmdown(?:\s+(?:ratio|fraction|frac|phase|period))?\b|\b(?:lr|linear)\s+decay(?:\s+phase)?\b"
      r"|\bdecay\s+phase\b", "WARMDOWN_RATIO"),
     (r"\bcautious(?:wd|(?:\s+(?:wd|masking|mask|decay))+)\b|\bcautious\b(?=.*\bwd\b)"
-     r"|\bsign\s+agreement(?:\s+mask\w*)?\b|\b(?:same\s+)?sign(?:\s+(?:matching|consistency))?\s+mask\w*\b",
+     r"|\bsign\s+agreement(?:\s+mask\w*)?\b|\b(?:same\s+)?sign(?:\s+(?:matching|consistency))?\s+mask\w*\b"
+     r"|\bsignagree\b",
      "CAUTIOUS_WD"),
     (r"\bwd\b", _wd_knob),
     (r"\badambetas\b", "ADAM_BETAS"),
@@ -186,7 +188,8 @@ _PATTERNS = [
      "MAX_SEQ_LEN"),
     (r"\bdepth\b|\bn\s+layers?\b|\bnum(?:ber)?\s+(?:of\s+)?layers\b|\blayer\s+count\b|\bdeeper\b|\bshallower\b"
      r"|#\s+(?:transformer\s+)?(?:layers?|blocks?)\b|\b(?:more|fewer|extra|additional|less)\s+layers?\b", "DEPTH"),
-    (r"\baspect(?:\s+ratio)?\b|\b(?:wider|narrower)\b(?!\s+(?:attention\s+)?heads?\b)", "ASPECT_RATIO"),
+    (r"\baspect(?:\s+ratio)?\b"
+     r"|\b(?:wider|narrower)\b(?!\s+(?:attention\s+)?heads?\b|\s+(?:the\s+)?(?:mlp|mlpratio|hidden)\b)", "ASPECT_RATIO"),
     (r"\bwidth\b", "WIDTH?"),   # an aspect ratio or a model dim, by the value's magnitude
     (r"\bmodeldim\b", "MODEL_DIM"),
     (r"\bhead\s+dim(?:ension)?s?\b|\bhead\s+size\b|\bdim(?:ension)?\s+per\s+head\b"
@@ -194,6 +197,9 @@ _PATTERNS = [
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:kv|k\s*/\s*v|key\s+value|key/value)\s+heads?\b|\bgqa\b|\bmqa\b|\bgrouped\s+query\b",
      "N_KV_HEAD"),
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:attention\s+|query\s+|q\s+)?heads\b|#\s+heads?\b|\bn\s+head\b", "N_HEAD"),
+    # "widen the model to 768 dims": a width written as a count of dimensions
+    (r"#+\s+(?:dims?|dimensions?|channels?|wide)\b(?!\s+(?:per\s+)?(?:attention\s+)?heads?\b)"
+     r"|\b(?:widen\w*|narrow\w*)\s+(?:the\s+)?(?:model|network|residual\s+stream)\b", "WIDTH?"),
     (r"\bmlpratio\b", "MLP_RATIO"),
     (r"\b(?:mlp\s+)?(?:activation|non\s*linearity)(?:\s+function)?\b", "MLP_ACTIVATION"),
     (r"\b(?:relusq|relu|gelu|swiglu|geglu|reglu|silu|tanh|softplus|sigmoid)\b", ("MLP_ACTIVATION", "@word")),

@@ -24,10 +24,12 @@ _WORD_MULTIPLIERS = {
 _PARTS = {"half": 2, "third": 3, "quarter": 4, "fifth": 5, "tenth": 10}
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
 
-# settings a value can be written from: "seq_len // 4", "depth*96", "3/4 of the context"
+# settings a value can be written from: "seq_len // 4", "depth*96", "3/4 of the context", "n_head // 2"
 _EXPR_KNOBS = {"depth": "DEPTH", "n layers": "DEPTH", "n layer": "DEPTH", "modeldim": "MODEL_DIM",
                "max seq len": "MAX_SEQ_LEN", "seq len": "MAX_SEQ_LEN", "sequence length": "MAX_SEQ_LEN",
-               "context length": "MAX_SEQ_LEN", "seqlen": "MAX_SEQ_LEN", "context": "MAX_SEQ_LEN"}
+               "context length": "MAX_SEQ_LEN", "seqlen": "MAX_SEQ_LEN", "context": "MAX_SEQ_LEN",
+               "n head": "N_HEAD", "n heads": "N_HEAD", "num heads": "N_HEAD", "query heads": "N_HEAD",
+               "n query heads": "N_HEAD", "n kv head": "N_KV_HEAD", "n kv heads": "N_KV_HEAD"}
 EXPR_WORDS = "|".join(sorted(_EXPR_KNOBS, key=len, reverse=True)).replace(" ", r"\s+")
 
 # value extractors: (regex, kind); applied in order on the canonical clause
@@ -39,6 +41,9 @@ _VALUE_PATTERNS = [
     (r"(?<![\w.])(\d+)\s*(?:\*\*|\^)\s*(\d+)(?![\w.])", "power"),
     (r"(?<![\w./])(\d+)\s*/\s*(\d+)\s+of\s+(?:the\s+)?(context(?:\s+length)?|seq\s+len|sequence\s+length)\b",
      "fraction_of"),
+    # "short windows of a quarter of the context": a window as a share of the sequence
+    (r"\b(half|third|quarter|fifth|tenth)\s+(?:of\s+)?(?:the\s+)?"
+     r"(context(?:\s+length)?|seq\s+len|sequence\s+length)\b", "part_of"),
     (r"(?<![\w./])(\d+)\s*/\s*(\d+)(?![\w./])", "ratio"),
     (r"(?<![\w.])(" + NUMBER + r")\s*(?:x|\*)\s*(?:modeldim|dim|d|width)\b", "dim_multiple"),
     (r"(?<![\w.])(" + NUMBER + r")\s*(?:x|\*)\s*(" + EXPR_WORDS + r")\b", "knob_expr_left"),
@@ -87,7 +92,7 @@ def extract_values(clause, base_constants=None):
     masked = list(clause)
     windowish = re.search(r"\bwindow|\bpattern\b|\b[sl]{3,12}\b", clause)
     for pattern, kind in compiled(_VALUE_PATTERNS):
-        if kind == "short_pattern" and not windowish:
+        if kind in ("short_pattern", "part_of") and not windowish:
             continue
         for m in pattern.finditer("".join(masked)):
             s, e = m.span()
@@ -107,6 +112,9 @@ def extract_values(clause, base_constants=None):
                     v["kind"] = "number"
                     v["number"] = expression_value(m.group(3), "*", float(m.group(1)) / float(m.group(2)),
                                                     base_constants)
+                elif kind == "part_of":
+                    v["kind"] = "number"
+                    v["number"] = expression_value(m.group(2), "/", float(_PARTS[m.group(1)]), base_constants)
                 elif kind == "knob_expr_left":
                     v["kind"] = "number"
                     v["number"] = expression_value(m.group(2), "*", float(m.group(1)), base_constants)

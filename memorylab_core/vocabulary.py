@@ -153,7 +153,20 @@ _CANON = [
     (r"\bbeta\s*1\b", "betaone"), (r"\bbeta\s*2\b", "betatwo"), (r"\badam\s+betas\b", "adambetas"),
     (r"learning\s+rates?|\blrs\b", "lr"),
     (r"weight\s+decay|\bwd\b|\bdecoupled\s+decay\b", "wd"),
-    (r"\b(?:plain|standard|vanilla|regular|uncautious|non\s*cautious)\s+(?:decoupled\s+)?wd\b", "no cautiouswd"),
+    (r"\b(?:plain|standard|vanilla|regular|uncautious|non\s*cautious|unmasked)\s+(?:decoupled\s+)?wd\b",
+     "no cautiouswd"),
+    # the cautious mask in words: decay only where the update and the parameter agree in sign
+    (r"\bsigns?\s+(?:agree|match|coincide|align)\w*|\b(?:agree|match)\w*\s+in\s+sign\b"
+     r"|\b(?:have|has|share|with)\s+(?:the\s+)?same\s+sign\b|\bsign\s+agreement\b", " signagree "),
+    (r"\bnot\s+(?:just|only|merely)\s+(?:where|when|on|for|to)\b[^,;.]*?\bsignagree\b"
+     r"|\b(?:regardless|irrespective)\s+of\s+(?:the\s+)?(?:signs?\b|signagree\b)|\bsignagree\s+or\s+not\b",
+     " no cautiouswd "),
+    (r"\bwd\s+(?:to|on|for|of)\s+(?:every|each|all)\s+(?:of\s+)?(?:the\s+|its\s+|muon[\'’]?s?\s+)?"
+     r"(?:(?:matrix|weight|parameter)\s+)?(?:entry|entries|elements?|coordinates?)\b", "wd no cautiouswd"),
+    (r"\bdecoupled\s+wd\b", "wd"),   # AdamW-style decay is a name, not "decoupling" anything
+    (r"\bmask\w*(?:\s+(?:the\s+)?(?:muon\s+)?wd)?\s+by\s+(?:the\s+)?(?:update\s+)?signs?\b", "cautious mask"),
+    (r"\b(?:only|mask\w*|restrict\w*|limit\w*)\b[^,;.]{0,40}?\b(?:where|when|if|whose|that)\b[^,;.]*?\bsignagree\b",
+     " add cautiouswd "),
     (r"warm\s*down|cool\s*down", "warmdown"),
     (r"warm\s*up", "warmup"),
     (r"\blr\s+(warmup|warmdown)\b", r"\1"),
@@ -229,6 +242,12 @@ def base_value(knob, base_constants):
     if knob == "MODEL_DIM":
         depth, aspect = base_value("DEPTH", base_constants), base_value("ASPECT_RATIO", base_constants)
         return depth * aspect if isinstance(depth, (int, float)) and isinstance(aspect, (int, float)) else None
+    if knob == "N_KV_HEAD" and base_constants:   # train.py builds one kv head per query head
+        return base_value("N_HEAD", base_constants)
+    if knob == "N_HEAD" and base_constants:   # train.py sets the head size; the count follows from the width
+        width, head = base_value("MODEL_DIM", base_constants), base_value("HEAD_DIM", base_constants)
+        if isinstance(width, (int, float)) and isinstance(head, (int, float)) and head > 0:
+            return width / head
     if knob == "GRAD_ACCUM" and base_constants:
         total, device, seq = (base_value(k, base_constants) for k in
                               ("TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "MAX_SEQ_LEN"))

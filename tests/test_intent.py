@@ -364,6 +364,52 @@ class PhrasingTests(unittest.TestCase):
                          [("N_KV_HEAD", "down", 2)])
 
 
+class WordedSettingTests(unittest.TestCase):
+    """Settings written in words, with their consequences, or with hyphenated names."""
+
+    def test_a_schedule_span_with_an_adverb(self):
+        self.assertEqual(parsed("anneal the LR over just the last 25% of steps"), [("WARMDOWN_RATIO", "down", 0.25)])
+        self.assertEqual(parsed("cool-down: lower the lr during only the final fifth of the run"),
+                         [("WARMDOWN_RATIO", "down", 0.2)])
+        self.assertEqual(parsed("ramp the lr up over only the first 2% of training"), [("WARMUP_RATIO", "up", 0.02)])
+
+    def test_a_consequence_restates_the_setting(self):
+        self.assertEqual(parsed("model_dim 512 -> 640 at depth 8"), [("ASPECT_RATIO", "up", 80)])
+        self.assertEqual(parsed("DEPTH 8 -> 10 (model_dim 512 -> 640)"), [("DEPTH", "up", 10)])
+        self.assertEqual(parsed("ASPECT_RATIO 64 -> 80 with 5 heads"), [("ASPECT_RATIO", "up", 80)])
+        self.assertEqual(parsed("make the model 640 dims wide by setting ASPECT_RATIO = 80"),
+                         [("ASPECT_RATIO", "up", 80)])
+        self.assertEqual(parsed("a 1024-dim model"), [("ASPECT_RATIO", "up", 128)])
+        self.assertEqual(parsed("wider MLP: 4x -> 6x"), [("MLP_RATIO", "up", 6.0)])
+
+    def test_the_cautious_mask_in_words(self):
+        off = [("CAUTIOUS_WD", "off", None)]
+        self.assertEqual(parsed("decay each weight irrespective of sign"), off)
+        self.assertEqual(parsed("Muon weight decay on all elements, not just where gradient and weight agree in sign"),
+                         off)
+        self.assertEqual(parsed("decoupled weight decay on every coordinate"), off)
+        self.assertEqual(parsed("restrict the decay to entries whose update and weight share the same sign"),
+                         [("CAUTIOUS_WD", "on", None)])
+        self.assertEqual(parsed("decoupled weight decay 0.3"), [("WEIGHT_DECAY", "up", 0.3)])
+        self.assertEqual(parsed("decay the weights at 0.1 only when the signs match"), [("WEIGHT_DECAY", "down", 0.1)])
+
+    def test_kv_heads_from_the_query_heads(self):
+        self.assertEqual(parsed("n_kv_head = n_head // 4"), [("N_KV_HEAD", "down", 1)])
+        self.assertEqual(parsed("kv heads = query heads / 2"), [("N_KV_HEAD", "down", 2)])
+        self.assertEqual(parsed("each key/value head serves four query heads"), [("N_KV_HEAD", "down", 1)])
+        self.assertEqual(parsed("GQA, 2 query heads per kv head"), [("N_KV_HEAD", "down", 2)])
+        self.assertEqual(parsed("n_kv_head = n_head // 2", {"DEPTH": 8, "ASPECT_RATIO": 128, "HEAD_DIM": 128}),
+                         [("N_KV_HEAD", "down", 4)])
+
+    def test_a_window_as_a_share_of_the_context(self):
+        self.assertEqual(parsed("local windows of a quarter of the sequence length"), [("SHORT_WINDOW", "down", 512)])
+        self.assertEqual(parsed("SHORT_WINDOW 1024 -> 256 (eighth of the context)"), [("SHORT_WINDOW", "down", 256)])
+        self.assertEqual(parsed("train on half the context length"), [("MAX_SEQ_LEN", "down", 1024)])
+
+    def test_a_per_layer_embedding_named_is_added(self):
+        self.assertEqual(parsed("per-layer embedding tables"), [("PER_LAYER_EMBED", "on", None)])
+
+
 class ConstantChangeTests(unittest.TestCase):
     def test_changes_from_constants(self):
         self.assertEqual(intent.changes_from_constant("MATRIX_LR", 0.04, 0.05),

@@ -208,6 +208,16 @@ PAIRS = [
     ("same", "VE_GATE off", "value embeddings added without their gates"),
     ("different", "embedding lr 0.6 -> 0.4", "value embeddings on all layers"),
     ("same", "z-loss 1e-4", "add 1e-4 * logsumexp(logits)^2 to the loss"),
+    ("same", "WARMDOWN_RATIO 0.5 -> 0.25", "cool-down: anneal the lr over just the final quarter of the run"),
+    ("different", "WARMDOWN_RATIO 0.5 -> 0.25", "end the lr at 25% of its peak"),
+    ("same", "DEPTH 8 -> 10", "go to 10 layers (model_dim 512 -> 640)"),
+    ("same", "ASPECT_RATIO 80", "model_dim 640 at depth 8"),
+    ("different", "ASPECT_RATIO 80", "DEPTH 10 (model_dim 640)"),
+    ("same", "CAUTIOUS_WD off", "decay every coordinate of the matrices, regardless of sign agreement"),
+    ("different", "drop the cautious mask from weight decay", "decay only where update and weight have the same sign"),
+    ("same", "N_KV_HEAD 1", "multi-query: n_kv_head = n_head // 4"),
+    ("different", "n_kv_head = n_head // 2", "n_kv_head = n_head // 4"),
+    ("same", "kv heads 4 -> 2", "pair the query heads: two query heads per key/value head"),
 ]
 
 
