@@ -48,8 +48,14 @@ _OLD_WORDS = {"was", "were", "previously", "formerly", "before", "earlier", "ori
               "in", "at", "now"}
 
 
+# an aside that says a setting stays ("(warmup still starts at 0.85)") restates it
+_UNCHANGED = r"\b(?:still|unchanged|untouched|as\s+before|as\s+is|same\s+as\s+(?:before|now|baseline))\b"
+
+
 def _aside(match):
     inner = match.group(1)
+    if re.search(_UNCHANGED, inner) and not re.search(r"\b(?:but|while|whereas|instead|now)\b", inner):
+        return " "
     # a value with its unit ("(600 steps)") stays with its clause
     words = re.findall(r"[a-z]{2,}", re.sub(r"\b(?:" + EXPR_WORDS + r")\b", "", inner))
     # an old value alone ("(was 0.85 to 0.95)", "(10 rather than 15)", "(up from 8)") stays too
@@ -283,6 +289,8 @@ def _finish(change, base_constants, described=None):
             out["direction"] = compare_direction(out["value"], base_value("ASPECT_RATIO", base_constants))
         return [out]
     if knob == "GRAD_ACCUM":
+        if change["direction"] == "off" or value == 0:
+            value = 1   # "no grad accumulation": one micro-batch per optimizer step
         # accumulation steps = TOTAL_BATCH_SIZE / (DEVICE_BATCH_SIZE x MAX_SEQ_LEN)
         per_step = (base_value("DEVICE_BATCH_SIZE", now) or 128) * (base_value("MAX_SEQ_LEN", now) or 2048)
         out = dict(change, knob="TOTAL_BATCH_SIZE")

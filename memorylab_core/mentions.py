@@ -59,6 +59,16 @@ def _momentum_knob(clause, match):
     return "ADAM_BETA1" if re.search(r"\badam", clause) else "MUON_MOMENTUM"
 
 
+def _nesterov_knob(clause, match):
+    """"Nesterov momentum 0.98" is the momentum's value; "Nesterov" alone is the switch."""
+    switched = re.search(r"\b(?:us(?:e|es|ing)|enabl\w*|add\w*|plain|instead)\b", clause)
+    if match.group(0).endswith("momentum") and not switched and (
+            re.match(r"\s*(?:(?:to|=|of|at|from|->|:)\s*)?~?\s*#", clause[match.end():])
+            or re.search(r"#\s*$", clause[:match.start()])):
+        return "MUON_MOMENTUM"
+    return "NESTEROV"
+
+
 def _batch_knob(clause, match):
     if re.search(r"\btokens?\b", clause):
         return "TOTAL_BATCH_SIZE"
@@ -76,7 +86,12 @@ _NTH = {"other": 2, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4
 
 
 def _every_nth(clause, kind):
-    """'global attention every other layer' -> 'SL'; 'local every 3rd layer' -> 'LLS'."""
+    """'global attention every other layer' -> 'SL'; 'local every 3rd layer' -> 'LLS';
+    short and long windows alternating ('alternate local and global attention') -> 'SL'
+    ('LS' when it starts with the long one)."""
+    if re.search(r"\balternat\w*\b", clause) and re.search(r"\b(?:short|sliding|local)\b", clause) \
+            and re.search(r"\b(?:full|long|global)\b", clause):
+        return "LS" if re.search(r"\b(?:start\w*|begin\w*)\s+with\s+(?:a\s+|the\s+)?(?:full|long|global)\b", clause) else "SL"
     m = re.search(_EVERY_NTH, clause)
     if not m:
         return None
@@ -159,7 +174,7 @@ _PATTERNS = [
     (r"\bbetaone\b", _beta1_knob),
     (r"\bbetatwo\b", _beta2_knob),
     (r"\b(?:adam\s+)?eps(?:ilon)?\b", "ADAM_EPS"),
-    (r"\bnesterov(?:\s+momentum)?\b", "NESTEROV"),
+    (r"\bnesterov(?:\s+momentum)?\b", _nesterov_knob),
     (r"\bnormuon\b|\bvariance\s+reduction\b", "NORMUON"),
     (r"\b(?:newton\s+schulz|polar\s+express|orthogonali[sz]ation)(?:\s+(?:steps|iterations|iters))?\b"
      r"|\b(?:ns|muon)\s+(?:steps|iterations|iters)\b", "MUON_NS_STEPS"),

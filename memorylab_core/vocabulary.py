@@ -116,6 +116,8 @@ _QUERIES_AND_KEYS = r"(?:the\s+)?(?:quer(?:y|ies)|q)\s*(?:and|&|/|,)\s*(?:the\s+
 # (pattern, replacement) over lower-cased text, applied in order: longer phrases first
 _CANON = [
     (r"→|⟶|=>|—>|-->", " -> "),
+    # possessives name the owner: "muon's momentum", "the value embeddings' gates"
+    (r"(?<=[a-z])[\'’]s\b|(?<=[a-z]s)[\'’](?=\s|$)", ""),
     (r"×", "x"),
     (r"≈", " ~"),
     (r"(\d),(\d{3})(?!\d)", r"\1\2"),
@@ -184,10 +186,14 @@ _CANON = [
      r"|quer(?:y|ies)\s*(?:/\s*|and\s+|&\s*)?keys?\s+(?:rms\s*|layer\s*)?norm\w*"
      r"|\b(?:rms\s*|layer\s*)?normali[sz]\w*\s+" + _QUERIES_AND_KEYS
      + r"|\b(?:rms\s*|layer\s*)?norm\w*\s+(?:on|of|for)\s+" + _QUERIES_AND_KEYS, "qknorm"),
-    (r"\bun\s*gated\s+(?:value\s+embed(?:ding)?s?|ves?\b)", "valueembeds without vegate"),
+    (r"\bun\s*gat(?:e|es|ed|ing)\s+(?:the\s+)?(?:value\s+embed(?:ding)?s?|ves?\b)|\b(?:value\s+embed(?:ding)?s?|ves?)\s+un\s*gated\b",
+     "valueembeds without vegate"),
     (r"(?:value\s+embed(?:ding)?s?|\bves?)\s+gat(?:e|es|ing)\b", "vegate"),
     (r"\bsigmoid\s+(gat(?:e|es|ing))\b", r"\1"),
     (r"value\s+embed(?:ding)?s?|value\s+embeds\b|value\s+residuals?|\bves?\b", "valueembeds"),
+    # a part named by its whole ("the gate on value embeddings") is the part, not the whole
+    (r"\bgat(?:e|es|ing)(\s+(?:bias(?:es)?|weights?|parameters|logits?|init\w*|scal(?:ar|e)s?))?\s+(on|of|for|in|inside|off|from)"
+     r"\s+(?:the\s+|its\s+|their\s+|each\s+|every\s+|all\s+)?valueembeds\b", r"vegate\1 \2"),
     # "value embeddings without the gates": the gates of the value embeddings
     (r"(\bvalueembeds\b[^,;()]*?\b)(?:their\s+|the\s+|its\s+)?gat(?:e|es|ing)\b", r"\1vegate"),
     (r"\blm\s*head\b|\bun\s*emb(?:ed(?:ding)?s?|s)?\b|output\s+(?:layer|head|embedding)s?|\bclassifier\b", "lmhead"),
@@ -196,6 +202,10 @@ _CANON = [
     (r"\bx\s*0(?:\s+(?:residual|skip|input))?(?:\s+(?:lambdas?|scalars?|connections?|weights?|skips?|residuals?"
      r"|mix(?:ing)?|shortcuts?|paths?|injection))+", "xzerolambdas"),
     (r"\bx\s*0\b(?!\.\d)", "xzero"),
+    (r"\b(?:lambdas?|scal(?:ar|e)s?|multipliers?|gains?)\s+(?:on|of|for)\s+(?:the\s+)?(?:x\s*0|xzero)"
+     r"(?:\s+(?:residual|skip|input|connections?|paths?|shortcuts?))*\b", "xzerolambdas"),
+    (r"\b(?:lambdas?|scal(?:ar|e)s?|multipliers?|gains?)\s+(?:on|of|for)\s+(?:the\s+)?resid(?:ual)?s?"
+     r"(?:\s+(?:stream|branch|path|connections?))?\b", "residlambdas"),
     (r"\bresid(?:ual)?(?:\s+(?:scaling|scale|branch|skip))?\s+(?:lambdas?|scal(?:ar|e)s?|multipliers?|gains?)",
      "residlambdas"),
     (r"(?:\bmlp|\bffn|feed\s*forward)(?:\s+(?:hidden|inner|intermediate))?\s+(?:width|dim(?:ension)?|size|ratio"
@@ -203,6 +213,14 @@ _CANON = [
      r"|\bmlp\s+(?:hidden|expansion)\b|\bhidden\s+(?:ratio|multiplier)", "mlpratio"),
     (r"\bn\s*embd\b|\bd\s*model\b|\bmodel\s+dim(?:ension)?s?\b|\bembed\s+dim(?:ension)?\b|\bhidden\s+(?:size|dim(?:ension)?)\b"
      r"|\bresidual\s+(?:stream\s+)?width\b|\bmodel\s+width\b", "modeldim"),
+    # the width per layer of depth is the aspect ratio: "80 channels per layer", "dims per block of depth"
+    (r"\b(?:channels?|dims?|dimensions?|width|units?)\s+per\s+(?:layer|block)(?:\s+of\s+depth)?\b", "aspect"),
+    # a window of half the context is the short window
+    (r"\bhalf\s+context\s+(?:attention|windows?)\b"
+     r"|\bhalf\s+context(?=\s+(?:(?:and|or|/|vs)\s+(?:the\s+)?(?:full|long|global)|layers?)\b)", "short window"),
+    # "alternate local and global attention" is one pattern, not two clauses
+    (r"(\balternat\w*\s+(?:between\s+)?(?:the\s+)?(?:short|sliding|local|long|full|global)\b[a-z ]{0,24}?)"
+     r"\s+(?:and|with)\s+(?=(?:the\s+)?(?:short|sliding|local|long|full|global)\b)", r"\1 / "),
     (r"\bgrad(?:ient)?s?\s+(?:norm\s+)?clip\w*|\bclip\w*(?:\s+(?:the|global|total|overall))*\s+grad\w*(?:\s+norms?)?|\bmax(?:imum)?\s+(?:grad(?:ient)?\s+)?norm\b"
      r"|\bgrad(?:ient)?\s+norm\s+clip\w*", "gradclip"),
 ]

@@ -410,6 +410,46 @@ class WordedSettingTests(unittest.TestCase):
         self.assertEqual(parsed("per-layer embedding tables"), [("PER_LAYER_EMBED", "on", None)])
 
 
+class PartAndAsideTests(unittest.TestCase):
+    def test_a_part_of_a_component_is_not_the_component(self):
+        self.assertEqual(parsed("take the sigmoid gates off the value embeddings"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("drop the gates of the value embeddings"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("remove the gate biases on value embeddings"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("value embeddings ungated"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("ungate the value embeddings"), [("VE_GATE", "off", None)])
+        self.assertEqual(parsed("remove the lambdas of the x0 skip"), [("X0_LAMBDAS", "off", None)])
+        self.assertEqual(parsed("drop the scalars on the residual stream"), [("RESID_LAMBDAS", "off", None)])
+        self.assertEqual(parsed("remove value embeddings"), [("VALUE_EMBEDS", "off", "off")])
+
+    def test_possessives_name_the_owner(self):
+        self.assertEqual(parsed("raise Muon's momentum to 0.97"), [("MUON_MOMENTUM", "up", 0.97)])
+        self.assertEqual(parsed("remove the value embeddings' gates"), [("VE_GATE", "off", None)])
+
+    def test_nesterov_momentum_with_a_value_is_the_momentum(self):
+        self.assertEqual(parsed("nesterov momentum 0.9"), [("MUON_MOMENTUM", "down", 0.9)])
+        self.assertEqual(parsed("disable Nesterov momentum"), [("NESTEROV", "off", None)])
+
+    def test_an_aside_that_restates_an_unchanged_setting_is_no_change(self):
+        self.assertEqual(parsed("MUON_MOMENTUM 0.97 (warmup still from 0.85 over 300 steps)"),
+                         [("MUON_MOMENTUM", "up", 0.97)])
+        self.assertEqual(parsed("depth 10 (aspect ratio unchanged at 64)"), [("DEPTH", "up", 10)])
+
+    def test_no_gradient_accumulation_is_one_micro_batch_per_step(self):
+        self.assertEqual(parsed("no gradient accumulation"), [("TOTAL_BATCH_SIZE", "down", 262144)])
+        self.assertEqual(parsed("2**18 tokens per step (no grad accumulation)"),
+                         [("TOTAL_BATCH_SIZE", "down", 262144)])
+
+    def test_width_per_layer_of_depth_is_the_aspect_ratio(self):
+        self.assertEqual(parsed("96 channels per layer"), [("ASPECT_RATIO", "up", 96)])
+        self.assertEqual(parsed("48 dims per block of depth"), [("ASPECT_RATIO", "down", 48)])
+
+    def test_alternating_windows_in_words(self):
+        self.assertEqual(parsed("alternate sliding-window and full attention"), [("WINDOW_PATTERN", "up", "SL")])
+        self.assertEqual(parsed("alternate half-context windows with global attention every other layer"),
+                         [("WINDOW_PATTERN", "up", "SL")])
+        self.assertEqual(parsed("train on half the context length"), [("MAX_SEQ_LEN", "down", 1024)])
+
+
 class ConstantChangeTests(unittest.TestCase):
     def test_changes_from_constants(self):
         self.assertEqual(intent.changes_from_constant("MATRIX_LR", 0.04, 0.05),

@@ -218,6 +218,16 @@ PAIRS = [
     ("same", "N_KV_HEAD 1", "multi-query: n_kv_head = n_head // 4"),
     ("different", "n_kv_head = n_head // 2", "n_kv_head = n_head // 4"),
     ("same", "kv heads 4 -> 2", "pair the query heads: two query heads per key/value head"),
+    # a part named by its whole is the part: the gates of the value embeddings are not the embeddings
+    ("different", "drop the value embeddings entirely", "strip the gating from the value embeddings, keep the tables"),
+    ("same", "VE gates off", "take the gate off each value embedding"),
+    ("different", "remove the x0 lambdas", "zero the scalars on the residual stream"),
+    # an aside that restates an unchanged setting, or follows from the change, adds nothing
+    ("same", "MUON_MOMENTUM 0.97", "lift Muon's Nesterov momentum to 0.97 (the 300 warmup steps stay unchanged)"),
+    ("same", "TOTAL_BATCH_SIZE 2**18", "one micro-batch per step: 262144 tokens per step (no gradient accumulation)"),
+    ("same", "ASPECT_RATIO 96", "96 dims per layer of depth"),
+    ("same", "WINDOW_PATTERN = SL", "alternate local and global attention layers"),
+    ("different", "WINDOW_PATTERN = SL", "alternating value embeddings with a deeper model"),
 ]
 
 
