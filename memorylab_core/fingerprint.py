@@ -14,10 +14,7 @@ train.py or editing a comment keeps the fingerprint; any token change alters it.
 """
 
 import ast
-import hashlib
-import io
 import operator
-import tokenize
 
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -25,7 +22,6 @@ _BINARY = {
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
-_SKIP_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
 
 
 class _NotConstant(Exception):
@@ -98,10 +94,13 @@ def normalized_code(source):
     Indentation is kept as INDENT/DEDENT markers (it is syntax); docstrings stay.
     Falls back to stripping each line when the source does not tokenize.
     """
+    import io
+    import tokenize  # imported here: only the code hash needs it (check without --code does not)
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
     parts = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type in _SKIP_TOKENS:
+            if tok.type in skip:
                 continue
             if tok.type == tokenize.NEWLINE:
                 parts.append("\n")
@@ -123,6 +122,7 @@ def fingerprint_source(source):
         constants = module_constants(source)
     except SyntaxError:
         constants = {}
+    import hashlib
     digest = hashlib.sha256(normalized_code(source).encode("utf-8")).hexdigest()
     return {"constants": constants, "code_sha256": digest}
 

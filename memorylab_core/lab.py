@@ -70,6 +70,15 @@ def _fingerprint(source):
     return fingerprint.fingerprint_source(source) if source is not None else None
 
 
+def _constants(source):
+    """train.py's module constants, or None without a train.py or when it does not parse."""
+    from . import fingerprint
+    try:
+        return fingerprint.module_constants(source) if source is not None else None
+    except SyntaxError:
+        return None
+
+
 def _champion_config(rows, champion):
     """The config fingerprint of the champion's run, or None."""
     run_id = (champion or {}).get("run_id") if isinstance(champion, dict) else None
@@ -110,14 +119,16 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
         raise records.InputError(f"--code: no train.py at {path}")
     with store.lock(exclusive=False):
         rows, bad = store.read_rows()
-    current = _fingerprint(source)
-    config = current if code else None
+    # the whole fingerprint (a hash of the tokenized code) only with --code; the
+    # constants alone resolve relative phrases such as "double DEPTH"
+    config = _fingerprint(source) if code else None
+    base_constants = config["constants"] if config else _constants(source)
     champion_config = None
     if code:
         champion_config = _champion_config(rows, _registry_now(store, rows, now).get("champion"))
     idea = records.idea_of(description, hypothesis, family, tags)
     guard = novelty.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
-                           base_constants=(current or {}).get("constants"), config=config,
+                           base_constants=base_constants, config=config,
                            champion_config=champion_config)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
             "train_py": store.relpath(path) if source is not None else None}
