@@ -1,13 +1,23 @@
 """MemoryLab: the research-memory layer around autoresearch's training loop.
 
 Modules, one idea each (see docs/memorylab_api.md):
-- store: every file read and write under one root (lock, atomic writes, ledger,
-  slim-row index, archives, results.tsv);
-- records: building and validating one run record, and the log transaction;
+- lab: the commands init, check, log and report as library functions (memorylab.py
+  only parses arguments and prints);
+- store: every file read and write under one root (lock, atomic writes, the log
+  transaction's commit, ledger, slim-row index, archives, results.tsv);
+- records: validating inputs and building one run record (sidecar, log tail, crash);
 - gitinfo: git provenance of a run;
-- fingerprint, intent, novelty: what an idea is and whether it was tried before;
-- registry, decisions, stats, noise: champion board, next actions, noise floor;
-- render: the morning report and decision packets as text.
+- fields: tolerant accessors of record fields (the one home for "a finite metric");
+- facts: per-row facts computed once at index time (class, replicate key, ...);
+- fingerprint: train.py's constants and normalised-code hash;
+- vocabulary, quantities, mentions, knob_changes, intent, lexical: what an idea
+  changes (knob, direction, value), parsed from its description;
+- novelty: whether an idea was tried before (the guard's categories and policy);
+- stats, noise: Welch's test, noise floor, comparability classes, replicates, plateau;
+- registry, lineages, failures: champion board, lineages, failure clusters;
+- decisions: the decision packet's next action;
+- render, html: the morning report (markdown, JSON data, HTML) and packets;
+- views, queries, doctor, importer: show/list/compare/brief, doctor, import-tsv.
 
 Nothing is imported here so that `python memorylab.py check` stays fast.
 """

@@ -14,6 +14,7 @@ train.py or editing a comment keeps the fingerprint; any token change alters it.
 """
 
 import ast
+import math
 import operator
 
 _BINARY = {
@@ -32,23 +33,34 @@ def _evaluate(node, known):
     """Value of a literal-ish expression node; raise _NotConstant otherwise."""
     if isinstance(node, ast.Constant):
         if isinstance(node.value, (int, float, str, bool)) or node.value is None:
-            return node.value
+            return _finite(node.value)
         raise _NotConstant
     if isinstance(node, (ast.Tuple, ast.List)):
         return [_evaluate(item, known) for item in node.elts]
     if isinstance(node, ast.Name) and node.id in known:
         return known[node.id]
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(node.operand, known))
+        try:
+            return _finite(_UNARY[type(node.op)](_evaluate(node.operand, known)))
+        except TypeError as exc:  # e.g. -"a" in a half-edited file
+            raise _NotConstant from exc
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left, known), _evaluate(node.right, known)
         if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
             raise _NotConstant
         try:
-            return _BINARY[type(node.op)](left, right)
+            value = _BINARY[type(node.op)](left, right)
         except Exception as exc:  # e.g. 1/0 or "a" - 1 in a half-edited file
             raise _NotConstant from exc
+        return _finite(value)
     raise _NotConstant
+
+
+def _finite(value):
+    """A float that is not finite (1e999, inf arithmetic) is no constant: JSON cannot hold it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _NotConstant
+    return value
 
 
 def _is_constant_name(name):

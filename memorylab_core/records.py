@@ -219,9 +219,17 @@ def read_summary(path):
     return summary
 
 
-def metrics_from_summary(summary, path):
-    return {name: checked_metric(name, summary.get(name), f"--summary {path}")
-            for name in METRIC_FIELDS}
+def metrics_from_summary(summary, path, lenient=False):
+    """The nine metrics of a sidecar; with `lenient` (a crash) unusable values are None."""
+    metrics = {}
+    for name in METRIC_FIELDS:
+        try:
+            metrics[name] = checked_metric(name, summary.get(name), f"--summary {path}")
+        except InputError:
+            if not lenient:
+                raise
+            metrics[name] = None
+    return metrics
 
 
 def read_tail(path, max_bytes=TAIL_BYTES):
@@ -348,7 +356,7 @@ def gather_inputs(*, status, summary_path=None, log_path=None, error_text=None):
     summary = read_summary(summary_path) if summary_path else None
     text = read_tail(log_path) if log_path else ""
     if summary is not None:
-        metrics = metrics_from_summary(summary, summary_path)
+        metrics = metrics_from_summary(summary, summary_path, lenient=status == "crash")
         check_json_values(provenance_from_summary(summary), f"--summary {summary_path}: provenance")
         check_json_values(hyperparameters_from_summary(summary),
                           f"--summary {summary_path}: hyperparameters")

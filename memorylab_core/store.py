@@ -269,22 +269,6 @@ class Store:
         _LOADED[self.ledger_path] = (state, rows)
         return list(rows), list(state["bad"]) + torn
 
-    def read_records(self):
-        """(records, bad): the full ledger records (slow path: parses every line)."""
-        records, bad = [], []
-        try:
-            f = open(self.ledger_path, "rb")
-        except FileNotFoundError:
-            return [], []
-        with f:
-            for number, line in enumerate(f, 1):
-                record, problem = _parse_line(line, at_end=not line.endswith(b"\n"))
-                if problem:
-                    bad.append((number, problem))
-                elif record is not None:
-                    records.append(record)
-        return records, bad
-
     def _empty_state(self, st):
         return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
                 "dev": st.st_dev, "ino": st.st_ino, "offset": 0, "lines": 0,
@@ -497,7 +481,10 @@ class Store:
         except FileNotFoundError:
             return None
         except ValueError:
-            os.unlink(self.journal_path)
+            journal = None
+        if not (isinstance(journal, dict) and isinstance(journal.get("run_id"), str)
+                and isinstance(journal.get("ledger_size"), int)):
+            os.unlink(self.journal_path)  # unreadable or not ours: nothing to finish
             return None
         record = self._find_after(journal["ledger_size"], journal["run_id"])
         if record is None:
@@ -706,7 +693,7 @@ def quarantine_path(store):
 
 def ledger_lines(store):
     """[(line number, raw bytes without the newline, record or None, problem or None)]
-    for every non-blank ledger line, parsed as `read_records` does, except that a last
+    for every non-blank ledger line, parsed as the index build does, except that a last
     line without its newline that is a whole JSON object comes with both its record
     and the problem (the readers skip it; a repair can keep it)."""
     try:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import unittest
 
-from mlhelpers import REPO_ROOT, LabCase, metrics
+from mlhelpers import REPO_ROOT, LabCase
 
 PROCESSES = 8
 LOGS_EACH = 25

@@ -1,7 +1,6 @@
 """CLI scenarios for noise-aware decisions (issue 5): summaries written by the test, time
 injected with MEMORYLAB_NOW, a temporary git repo per test (see mlhelpers.LabCase)."""
 
-import json
 import os
 import sys
 import unittest

@@ -327,3 +327,31 @@ class TextOutput(QaCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReviewFindings(QaCase):
+    """Bad inputs found in the final review: none may stop a run from being recorded."""
+
+    def test_a_non_finite_train_py_constant_is_left_out_of_the_fingerprint(self):
+        commit_change(self.repo, "WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 1e999")
+        self.ok("log", "--description", "overflowing constant", "--status", "keep",
+                "--summary", self.summary(val_bpb=0.99))
+        (record,) = self.records()
+        self.assertNotIn("WARMDOWN_RATIO", record["config"]["constants"])
+        self.assertEqual(record["config"]["constants"]["DEPTH"], 8)
+
+    def test_a_journal_of_the_wrong_shape_is_discarded(self):
+        self.write(os.path.join("results", "memorylab", ".pending.json"), '{"experiments": 1}')
+        self.ok("log", "--description", "after a stray journal", "--status", "keep",
+                "--summary", self.summary(val_bpb=0.99))
+        self.assertEqual(len(self.records()), 1)
+        self.assertFalse(os.path.exists(self.path("results", "memorylab", ".pending.json")))
+
+    def test_a_crash_sidecar_with_nan_is_still_recorded(self):
+        summary = self.write("nan.json", '{"val_bpb": NaN, "peak_vram_mb": 1000.0}')
+        self.assertIn("finite", self.fails("log", "--description", "nan", "--status", "discard",
+                                           "--summary", summary))
+        self.ok("log", "--description", "nan", "--status", "crash", "--summary", summary)
+        (record,) = self.records()
+        self.assertIsNone(record["metrics"]["val_bpb"])
+        self.assertEqual(record["metrics"]["peak_vram_mb"], 1000.0)
