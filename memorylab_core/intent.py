@@ -29,7 +29,6 @@ import math
 import re
 
 from .knob_changes import build_change, direction_words, pick_direction
-from .lexical import lexical_tokens, overall_direction, token_weight  # noqa: F401 (public API)
 from .mentions import find_mentions
 from .quantities import EXPR_WORDS, compare_direction, extract_values, long_fraction, reduce_pattern
 from .vocabulary import KNOBS, LR_KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text

@@ -26,7 +26,7 @@ computed once per run and stored as ``novelty_features``.
 import heapq
 import math
 
-from . import fingerprint, intent
+from . import fingerprint, intent, lexical
 
 MODES = ("explore", "exploit", "replicate")
 DEFAULT_MODE = "exploit"
@@ -124,13 +124,13 @@ def _features(idea, parsed):
         if c.get("approx"):
             compact["approx"] = True
         changes.append(compact)
-    tokens = intent.lexical_tokens(description + " " + _tags_text(idea.get("tags")))
+    tokens = lexical.lexical_tokens(description + " " + _tags_text(idea.get("tags")))
     seen = set(tokens)
     context = [
-        t for t in intent.lexical_tokens((idea.get("hypothesis") or "") + " " + (idea.get("family") or ""))
+        t for t in lexical.lexical_tokens((idea.get("hypothesis") or "") + " " + (idea.get("family") or ""))
         if t not in seen
     ]
-    direction = intent.overall_direction(description)
+    direction = lexical.overall_direction(description)
     sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}" for c in changes)
     sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
     weight = round(_weight(tokens), 4)
@@ -205,7 +205,7 @@ def format_change(change):
 # ---------------------------------------------------------------- text similarity
 
 def _weight(tokens):
-    w = intent.token_weight
+    w = lexical.token_weight
     return sum(w(t) for t in tokens)
 
 
@@ -214,7 +214,7 @@ def _overlap(common, weight_a, weight_b):
     total weight, less a little when both sides also have words of their own
     ("learned positional embedding" vs "sinusoidal positional embedding" is a
     substitution, a different variant; extra words on one side only elaborate)."""
-    w = intent.token_weight
+    w = lexical.token_weight
     shared = sum(w(t) for t in common)
     only_a, only_b = max(0.0, weight_a - shared), max(0.0, weight_b - shared)
     swapped = min(only_a, only_b)
@@ -490,7 +490,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     probe_knobs = set(by_knob)
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
-    probe_words = pf["_tokens"] | set(intent.lexical_tokens(idea.get("hypothesis") or ""))
+    probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
     matches = []   # (score, index, category, relation, reason)
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}

@@ -7,7 +7,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from memorylab_core import intent  # noqa: E402
+from memorylab_core import intent, lexical  # noqa: E402
 
 
 def parsed(text, base=None):
@@ -462,14 +462,14 @@ class ConstantChangeTests(unittest.TestCase):
 
 class LexicalTests(unittest.TestCase):
     def test_tokens_are_canonical(self):
-        self.assertEqual(intent.lexical_tokens("squared ReLU"), intent.lexical_tokens("relu^2"))
-        self.assertIn("0.05", intent.lexical_tokens("lr 5e-2"))
-        self.assertNotIn("the", intent.lexical_tokens("the lr"))
+        self.assertEqual(lexical.lexical_tokens("squared ReLU"), lexical.lexical_tokens("relu^2"))
+        self.assertIn("0.05", lexical.lexical_tokens("lr 5e-2"))
+        self.assertNotIn("the", lexical.lexical_tokens("the lr"))
 
     def test_overall_direction(self):
-        self.assertEqual(intent.overall_direction("increase it"), "up")
-        self.assertEqual(intent.overall_direction("reduce it"), "down")
-        self.assertIsNone(intent.overall_direction("increase this, reduce that"))
+        self.assertEqual(lexical.overall_direction("increase it"), "up")
+        self.assertEqual(lexical.overall_direction("reduce it"), "down")
+        self.assertIsNone(lexical.overall_direction("increase this, reduce that"))
 
 
 class ImportCostTests(unittest.TestCase):
