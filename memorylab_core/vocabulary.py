@@ -227,13 +227,118 @@ _CANON = [
 
 
 _COMPILED = {}
+_META = set("\\.^$*+?{}[]()|")
+
+
+def _branches(pattern):
+    """The top-level alternatives of a pattern's source (split at `|` outside groups,
+    classes and escapes)."""
+    parts, depth, in_class, escaped, start = [], 0, False, False, 0
+    for i, ch in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def required_literals(pattern):
+    """Strings one of which any match of `pattern` must contain, or None when that
+    cannot be told cheaply. Each top-level alternative must open (after `\\b` or `^`)
+    with at least two plain characters, or with a non-optional `(?:...)` group whose
+    alternatives all do; a character made optional by `?`, `*` or `{` does not count."""
+    literals = set()
+    for branch in _branches(pattern):
+        found = _opening_literals(branch)
+        if found is None:
+            return None
+        literals |= found
+    return literals
+
+
+def _opening_literals(branch):
+    while branch.startswith(("\\b", "^")):
+        branch = branch[2:] if branch.startswith("\\b") else branch[1:]
+    if branch.startswith("(?:"):
+        close = _closing_paren(branch)
+        if close is None or branch[close + 1:close + 2] in ("?", "*", "{"):
+            return None
+        return required_literals(branch[3:close])
+    end = 0
+    while end < len(branch) and branch[end] not in _META:
+        end += 1
+    if end < len(branch) and branch[end] in "?*{":
+        end -= 1
+    return {branch[:end]} if end >= 2 else None
+
+
+def _closing_paren(text):
+    """Index of the `)` closing the group opened at text[0], or None."""
+    depth, in_class, escaped = 0, False, False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+class _LazyPattern:
+    """A pattern compiled only when a text could match it: a process parses one or a
+    few descriptions, and most of the vocabulary's ~150 patterns cannot match them, so
+    skipping their compilation saves most of a `check`'s regex cost."""
+
+    __slots__ = ("source", "literals", "_regex")
+
+    def __init__(self, source):
+        self.source, self.literals, self._regex = source, required_literals(source), None
+
+    def _could_match(self, text):
+        return self.literals is None or any(lit in text for lit in self.literals)
+
+    def _get(self):
+        if self._regex is None:
+            self._regex = re.compile(self.source)
+        return self._regex
+
+    def finditer(self, text):
+        return self._get().finditer(text) if self._could_match(text) else iter(())
+
+    def search(self, text):
+        return self._get().search(text) if self._could_match(text) else None
+
+    def sub(self, replacement, text):
+        return self._get().sub(replacement, text) if self._could_match(text) else text
 
 
 def compiled(table):
-    """A module-level table of (pattern, target) with its patterns compiled, on first use."""
+    """A module-level table of (pattern, target) as (lazy pattern, target): each pattern
+    is compiled on first use by a text that could match it (see required_literals)."""
     found = _COMPILED.get(id(table))
     if found is None:
-        found = _COMPILED[id(table)] = [(re.compile(p), target) for p, target in table]
+        found = _COMPILED[id(table)] = [(_LazyPattern(p), target) for p, target in table]
     return found
 
 

@@ -485,3 +485,44 @@ class ImportCostTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LazyPatternTests(unittest.TestCase):
+    """vocabulary.compiled skips compiling a pattern for a text that cannot match it;
+    the literal prefilter must never hide a real match."""
+
+    def test_required_literals(self):
+        from memorylab_core import vocabulary
+        self.assertEqual(vocabulary.required_literals(r"\bmatrix\s+lr\b|\bmuon\s+lr"), {"matrix", "muon"})
+        self.assertEqual(vocabulary.required_literals(r"\b(?:muon|matrix)\s+lr"), {"muon", "matrix"})
+        self.assertEqual(vocabulary.required_literals(r"ramps?\b"), {"ramp"})
+        for opaque in (r"(?:ab)?cd", r"[ab]cd", r"(?<=x)ab", r"a|bc", r"\bcd?e"):
+            self.assertIsNone(vocabulary.required_literals(opaque), opaque)
+
+    def test_prefilter_never_hides_a_match(self):
+        import csv
+        import glob
+        import re
+        from memorylab_core import knob_changes, mentions, quantities, vocabulary  # noqa: F401
+        texts = []
+        for path in glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "*.tsv")):
+            with open(path, encoding="utf-8", newline="") as f:
+                for row in csv.DictReader(f, delimiter="\t"):
+                    texts += [row["prior"], row["planned"]]
+        texts = [vocabulary.canonical_text(t) for t in texts] + [t.lower() for t in texts]
+        tables = [t for t in vars(mentions).values() if isinstance(t, list)] + \
+                 [vocabulary.DIRECTION_WORDS, vocabulary._CANON, quantities._VALUE_PATTERNS]
+        checked = 0
+        for table in tables:
+            if not all(isinstance(e, tuple) and e and isinstance(e[0], str) for e in table):
+                continue
+            for source, _ in table:
+                literals = vocabulary.required_literals(source)
+                if literals is None:
+                    continue
+                regex = re.compile(source)
+                for text in texts:
+                    if regex.search(text):
+                        checked += 1
+                        self.assertTrue(any(lit in text for lit in literals), (source, text))
+        self.assertGreater(checked, 100)
