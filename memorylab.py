@@ -18,6 +18,7 @@ import os
 import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
+EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
 MAX_WARNINGS = 20
 MODES = ("explore", "exploit", "replicate")  # == novelty.MODES (kept here: no import at parse time)
 
@@ -56,11 +57,6 @@ def _warn_bad_lines(bad):
 def _num(value, digits=6):
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and \
         not isinstance(value, bool) else "-"
-
-
-def _memory_gb(vram_mb):
-    return vram_mb / 1024 if isinstance(vram_mb, (int, float)) and \
-        not isinstance(vram_mb, bool) else None
 
 
 def _one_line(text):
@@ -155,6 +151,7 @@ def cmd_check(args, store, now):
 
 def cmd_log(args, store, now):
     from memorylab_core import lab
+    from memorylab_core.fields import memory_gb_of
     result = lab.log_run(
         store, description=args.description, status=args.status, tags=_tags(args.tags),
         family=args.family, hypothesis=args.hypothesis, notes=args.notes,
@@ -174,13 +171,13 @@ def cmd_log(args, store, now):
     if args.json:
         _emit_json({"run_id": record["run_id"], "status": record["status"],
                     "val_bpb": metrics.get("val_bpb"),
-                    "memory_gb": _memory_gb(metrics.get("peak_vram_mb")),
+                    "memory_gb": memory_gb_of(record),
                     "novelty_guard": guard, "decision_packet": packet,
                     "champion": champion, "artifacts": record["artifacts"],
                     "report_paths": result["report_paths"], "warnings": result["warnings"],
                     "bad_lines": _bad_lines_json(result["bad_lines"])})
         return EXIT_OK
-    memory = _memory_gb(metrics.get("peak_vram_mb"))
+    memory = memory_gb_of(record)
     print(f"Logged run {record['run_id']}")
     print(f"Status: {record['status']}  val_bpb: {_num(metrics.get('val_bpb'))}  "
           f"memory: {_num(memory, 1)} GB")
@@ -219,9 +216,6 @@ def cmd_report(args, store, now):
 
 
 # ---------------------------------------------------------------- query and repair commands
-
-EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
-
 
 def _json_or_text(args, data, text):
     bad = data.get("bad_lines") or []
@@ -284,8 +278,7 @@ def cmd_doctor(args, store, now):
 
 def cmd_import_tsv(args, store, now):
     from memorylab_core import importer
-    path = os.path.join(args.cwd, args.path)  # relative to the command's directory
-    data = importer.import_tsv(store, path, now=now, dry_run=args.dry_run)
+    data = importer.import_tsv(store, args.path, now=now, dry_run=args.dry_run)
     for problem in data["warnings"]:
         print(_one_line(f"warning: the last imported run was recorded, but {problem}; "
                         "the rows after it were not imported: run import-tsv again"),
@@ -424,7 +417,7 @@ def main(argv=None, *, cwd=None, env=None):
     args = parser.parse_args(argv)
     env = os.environ if env is None else env
     args.cwd = os.path.abspath(cwd or os.getcwd())
-    for name in ("root", "summary", "log", "output"):  # relative to the command's cwd
+    for name in ("root", "summary", "log", "output", "path"):  # relative to the command's cwd
         if getattr(args, name, None):
             setattr(args, name, os.path.join(args.cwd, getattr(args, name)))
     store = None

@@ -17,6 +17,8 @@ import html as _html
 import json
 import math
 
+from .fields import is_finite_number
+
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 CHART_WIDTH, CHART_HEIGHT = 960, 380
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 72, 24, 20, 44
@@ -72,22 +74,16 @@ def _fmt_float(value: float) -> str:
     return f"{value:.6f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # ---------------------------------------------------------------- progress chart
 
 def _chart_range(points):
     """(low, high) of the plotted val_bpb range, robust to a few diverged runs."""
-    values = sorted(p["val_bpb"] for p in points if _is_number(p.get("val_bpb"))
-                    and math.isfinite(p["val_bpb"]))
+    values = sorted(p["val_bpb"] for p in points if is_finite_number(p.get("val_bpb")))
     if not values:
         return None
     low = values[0]
     kept = [p["val_bpb"] for p in points
-            if p.get("status") == "keep" and _is_number(p.get("val_bpb"))
-            and math.isfinite(p["val_bpb"])]
+            if p.get("status") == "keep" and is_finite_number(p.get("val_bpb"))]
     high_candidates = [values[min(len(values) - 1, int(0.95 * len(values)))]]
     if kept:
         high_candidates.append(max(kept))
@@ -157,7 +153,7 @@ def _running_best(points):
     steps, last = {}, {}
     for i, p in enumerate(points):
         best, key = p.get("best"), p.get("class", 0)
-        if _is_number(best) and math.isfinite(best) and best != last.get(key):
+        if is_finite_number(best) and best != last.get(key):
             steps.setdefault(key, []).append((i, best))
             last[key] = best
     return steps
@@ -199,7 +195,7 @@ def _marks(points, x_of, y_of, top, bottom, high, have_range):
         v = p.get("val_bpb")
         x = x_of(i)
         run = f' data-run="{escape(p.get("run_id"))}"' if small else ""
-        if type(v) not in (float, int) or not have_range or not math.isfinite(v):
+        if not is_finite_number(v) or not have_range:
             d = 4 if radius > 3 else 3
             y = bottom - d - 2
             tag, attrs = "path", (f'class="mark {status} none"{run} d="M{x - d:.1f} {y - d:.1f}'
@@ -212,7 +208,7 @@ def _marks(points, x_of, y_of, top, bottom, high, have_range):
             tag, attrs = "circle", (f'class="mark {status}"{run} cx="{x:.1f}" '
                                     f'cy="{y_of(v):.1f}" r="{r:g}"')
         if small or status in ("keep", "crash"):
-            shown = _fmt_float(v) if _is_number(v) else "-"
+            shown = _fmt_float(v) if is_finite_number(v) else "-"
             note = f": {escape(p.get('description'))}" if p.get("description") else ""
             out.append(f"<{tag} {attrs}><title>{escape(p.get('run_id'))} {status} "
                        f"{escape(shown)}{note}</title></{tag}>")
@@ -259,9 +255,9 @@ def _get(path):
 def _cell(value, kind="") -> str:
     if value is None or value == "":
         return '<td class="empty">-</td>'
-    if kind == "delta" and _is_number(value):
+    if kind == "delta" and is_finite_number(value):
         return f'<td class="num">{escape(f"{value:+.6f}")}</td>'
-    if _is_number(value):
+    if is_finite_number(value):
         text = _fmt_float(value) if isinstance(value, float) else str(value)
         return f'<td class="num">{escape(text)}</td>'
     if isinstance(value, bool):
@@ -349,7 +345,7 @@ def _headline(data) -> str:
         if champion.get("n") is not None:
             sd = champion.get("sd")
             facts.append(f'n={escape(champion.get("n"))}' +
-                         (f', ± {escape(sd)}' if _is_number(sd) else ""))
+                         (f', ± {escape(sd)}' if is_finite_number(sd) else ""))
         if champion.get("memory_gb") is not None:
             facts.append(f'memory {escape(champion.get("memory_gb"))} GB')
         if champion.get("provisional"):
@@ -362,7 +358,7 @@ def _headline(data) -> str:
         parts.append('<p class="empty">No champion yet.</p>')
     change = head.get("change_vs_before_window")
     before = _dict(head.get("champion_before_window"))
-    if _is_number(change) and before.get("run_id"):
+    if is_finite_number(change) and before.get("run_id"):
         parts.append(f'<p>Change vs the champion before the window '
                      f'(<code>{escape(before.get("run_id"))}</code>, '
                      f'{escape(before.get("val_bpb"))}): <b>{escape(f"{change:+.6f}")}</b></p>')
@@ -380,7 +376,7 @@ def _headline(data) -> str:
 
 def _noise_text(noise):
     noise = _dict(noise)
-    if not _is_number(noise.get("sigma")):
+    if not is_finite_number(noise.get("sigma")):
         return "unknown"
     dof = f", dof {escape(noise.get('dof'))}" if noise.get("dof") else ""
     return f"σ = {escape(noise['sigma'])} ({escape(noise.get('source'))}{dof})"
@@ -423,7 +419,7 @@ def render_html(report_data: dict) -> str:
     queue_total = data.get("decision_queue_total")
     queue = data.get("decision_queue") or []
     queue_note = (f'<p class="legend">{escape(len(queue))} of {escape(queue_total)} shown.</p>'
-                  if _is_number(queue_total) and queue_total > len(queue) else "")
+                  if is_finite_number(queue_total) and queue_total > len(queue) else "")
     sections = [
         _section("Headline", _headline(data), "headline"),
         _section("Progress", progress_svg(points, classes) + _class_legend(classes) +
@@ -447,7 +443,8 @@ def render_html(report_data: dict) -> str:
         meta.append(f"Generated {escape(data['generated_at_utc'])}")
     hours = window.get("since_hours")
     if hours is not None:
-        meta.append(f"window: last {escape(f'{hours:g}' if _is_number(hours) else hours)} hours")
+        shown = f"{hours:g}" if is_finite_number(hours) else hours
+        meta.append(f"window: last {escape(shown)} hours")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'

@@ -25,6 +25,7 @@ import re
 from collections import Counter
 
 from . import records
+from .fields import metric
 
 COLUMNS = ("commit", "val_bpb", "memory_gb", "status", "description")
 MAX_MEMORY_GB = 1e9  # peak_vram_mb = memory_gb * 1024 must stay a sane finite number
@@ -103,11 +104,8 @@ def row_key(commit, status, description, val_bpb):
 
 
 def record_key(row):
-    metrics = row.get("metrics") if isinstance(row.get("metrics"), dict) else {}
-    value = metrics.get("val_bpb")
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     return row_key(row.get("commit"), row.get("status"), row.get("description"),
-                   value if numeric else None)
+                   metric(row, "val_bpb"))
 
 
 def new_rows(tsv_rows, existing_rows):

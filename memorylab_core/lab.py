@@ -43,13 +43,10 @@ def init_store(store, *, now):
     """Create the layout (idempotent); (re)write the registry when it is missing or
     does not describe the ledger (e.g. after completing a killed log). Returns
     {root, ledger, wrote_registry, runs, bad_lines}."""
-    from . import registry
     with store.lock():
         store.ensure_layout()
         rows, bad = store.read_rows()
-        stale = store.fresh_registry(len(rows), rows) is None
-        if stale:
-            store.write_registry(registry.build_registry(rows, now=now))
+        _, stale = _registry_and_staleness(store, rows, now, write=True)
     return {"root": store.root, "ledger": store.relpath(store.ledger_path),
             "wrote_registry": stale, "runs": len(rows), "bad_lines": bad}
 
@@ -90,14 +87,24 @@ def _champion_config(rows, champion):
     return None
 
 
-def _registry_now(store, rows, now):
+def registry_now(store, rows, now, write=False):
     """The registry of `rows`: the registry file when it describes the ledger as it
-    is (written by the last writer), else built from the rows."""
+    is (written by the last writer), else built from the rows. With `write`, a
+    rebuilt registry is also written to an initialized store (caller holds the
+    exclusive lock)."""
+    return _registry_and_staleness(store, rows, now, write)[0]
+
+
+def _registry_and_staleness(store, rows, now, write):
+    """(registry_now's result, whether the registry file was stale)."""
     current = store.fresh_registry(len(rows), rows)
-    if current is None:
-        from . import registry  # only when stale: `check --code` usually never loads it
-        current = registry.build_registry(rows, now=now)
-    return current
+    if current is not None:
+        return current, False
+    from . import registry  # only when stale: `check --code` usually never loads it
+    current = registry.build_registry(rows, now=now)
+    if write and store.initialized():
+        store.write_registry(current)
+    return current, True
 
 
 # ---------------------------------------------------------------- check
@@ -113,7 +120,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     family = records.check_family(family)
     threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
                                         else threshold)
-    _check_limit(limit)
+    records.check_limit(limit)
     source, path = _working_train_py(cwd)
     if code and source is None:
         raise records.InputError(f"--code: no train.py at {path}")
@@ -125,18 +132,13 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     base_constants = config["constants"] if config else _constants(source)
     champion_config = None
     if code:
-        champion_config = _champion_config(rows, _registry_now(store, rows, now).get("champion"))
+        champion_config = _champion_config(rows, registry_now(store, rows, now).get("champion"))
     idea = records.idea_of(description, hypothesis, family, tags)
     guard = novelty.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
                            base_constants=base_constants, config=config,
                            champion_config=champion_config)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
             "train_py": store.relpath(path) if source is not None else None}
-
-
-def _check_limit(limit):
-    if limit < 1:
-        raise records.InputError(f"--limit must be >= 1, got {limit}")
 
 
 # ---------------------------------------------------------------- log
@@ -157,7 +159,7 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
                                         else threshold)
     records.check_since_hours(since_hours)
-    _check_limit(limit)
+    records.check_limit(limit)
     records.check_noise_factor(noise_factor)
     inputs = records.gather_inputs(status=status, summary_path=summary_path,
                                    log_path=log_path, error_text=error_text)
@@ -186,7 +188,7 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             record = dict(draft)
             record["run_id"] = records.unique_run_id(
                 now, record["commit"], lambda run_id: store.taken(run_id, known))
-            registry_before = _registry_now(store, rows, now)
+            registry_before = registry_now(store, rows, now)
             guard = novelty.assess(
                 idea, rows, mode=mode, threshold=threshold, limit=limit,
                 base_constants=base_constants, config=config,
@@ -259,16 +261,11 @@ def make_report(store, *, now, since_hours=16.0, output=None):
     file that does not describe the ledger as it is (hand edits, a killed log) is
     rebuilt and rewritten. Returns {"paths",
     "report", "bad_lines"}."""
-    from . import registry
     records.check_since_hours(since_hours)
     records.check_output(output)
     with store.lock():
         rows, bad = store.read_rows()
-        current = store.fresh_registry(len(rows), rows)
-        if current is None:
-            current = registry.build_registry(rows, now=now)
-            if store.initialized():
-                store.write_registry(current)
+        current = registry_now(store, rows, now, write=True)
         paths, data = _write_report(store, rows, current, now=now, since_hours=since_hours,
                                     output=output, with_data=True)
     return {"paths": paths, "report": data, "bad_lines": bad}

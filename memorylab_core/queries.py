@@ -7,7 +7,7 @@ raise `records.InputError` (one-line message, exit 1 in the CLI).
 
 import os
 
-from . import gitinfo, records, views
+from . import gitinfo, lab, records, views
 
 
 def _rows(store):
@@ -15,16 +15,10 @@ def _rows(store):
         return store.read_rows()
 
 
-def _registry(store, rows, now):
-    """The registry file when it still describes the ledger, else one built now."""
-    from . import registry
-    return store.fresh_registry(len(rows), rows) or registry.build_registry(rows, now=now)
-
-
 def _resolve(store, rows, ref, now):
     champion = None
     if ref == "champion":
-        champion = (_registry(store, rows, now).get("champion") or {}).get("run_id")
+        champion = (lab.registry_now(store, rows, now).get("champion") or {}).get("run_id")
     try:
         return views.resolve_run(rows, ref, champion_id=champion)
     except views.RunNotFound as exc:
@@ -73,8 +67,8 @@ def list_runs(store, *, now, status=None, family=None, tag=None, since_hours=Non
     """Runs matching the filters, newest first (see views.filter_runs)."""
     if since_hours is not None:
         records.check_since_hours(since_hours)
-    if limit is not None and limit < 1:
-        raise records.InputError(f"--limit must be >= 1, got {limit}")
+    if limit is not None:
+        records.check_limit(limit)
     if status:
         unknown = [s for s in status.split(",") if s.strip() and s.strip() not in records.STATUSES]
         if unknown:
@@ -108,6 +102,6 @@ def brief(store, *, now, last=5):
     if last < 1:
         raise records.InputError(f"--last must be >= 1, got {last}")
     rows, bad = _rows(store)
-    data = views.brief_data(rows, _registry(store, rows, now), now=now, last=last)
+    data = views.brief_data(rows, lab.registry_now(store, rows, now), now=now, last=last)
     data["bad_lines"] = bad
     return data

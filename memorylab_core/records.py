@@ -109,6 +109,13 @@ def check_since_hours(value):
     return value
 
 
+def check_limit(value):
+    """A --limit: at least 1."""
+    if value < 1:
+        raise InputError(f"--limit must be >= 1, got {value}")
+    return value
+
+
 def check_noise_factor(value):
     """k of `promote needs Δ ≥ kσ`: a finite number > 0 (at most MAX_NOISE_FACTOR)."""
     if not 0 < value <= MAX_NOISE_FACTOR:

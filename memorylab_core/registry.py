@@ -53,9 +53,9 @@ from memorylab_core.facts import (CLASS, COMMIT, FAILURE, GROUP, KNOBS, PARENT, 
 from memorylab_core.failures import failure_clusters
 from memorylab_core.fields import run_entry, status_of, text_of
 from memorylab_core.lineages import lineages
+from memorylab_core.records import STATUSES
 
 SCHEMA_VERSION = 2
-KNOWN_STATUSES = ("keep", "discard", "crash")
 CHALLENGER_COUNT = 3
 CLASS_LIMIT = 20
 RUN_IDS_SHOWN = 10
@@ -268,7 +268,7 @@ def current_class(class_keys):
 
 def status_counts(rows, statuses=None):
     """{status: runs}, keep, discard and crash always present ('unknown' for no status)."""
-    counts = {status: 0 for status in KNOWN_STATUSES}
+    counts = {status: 0 for status in STATUSES}
     for status in ([status_of(row) for row in rows] if statuses is None else statuses):
         status = status or "unknown"
         counts[status] = counts.get(status, 0) + 1

@@ -25,7 +25,7 @@ import sys
 from contextlib import contextmanager
 
 from . import gitinfo
-from .fields import is_finite_number
+from .fields import is_finite_number, memory_gb_of
 
 LAB_DIR = os.path.join("results", "memorylab")
 LEDGER = "experiments.jsonl"
@@ -156,10 +156,10 @@ def slim_row(record, line, shared=None):
 def tsv_row(record):
     """The results.tsv line (no newline) of a record: upstream's five columns."""
     metrics = record.get("metrics") or {}
-    bpb, vram = metrics.get("val_bpb"), metrics.get("peak_vram_mb")
+    bpb, memory = metrics.get("val_bpb"), memory_gb_of(record)
     crash = record.get("status") == "crash"
     bpb_text = f"{bpb:.6f}" if is_finite_number(bpb) and not crash else "0.000000"
-    mem_text = f"{vram / 1024:.1f}" if is_finite_number(vram) and not crash else "0.0"
+    mem_text = f"{memory:.1f}" if memory is not None and not crash else "0.0"
     description = " ".join(str(record.get("description") or "").split())
     return "\t".join([str(record.get("commit") or ""), bpb_text, mem_text,
                       str(record.get("status") or ""), description])

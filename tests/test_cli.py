@@ -220,7 +220,8 @@ class LogTest(LabCase):
         self.assertEqual(data["run_id"], record["run_id"])
         self.assertEqual(data["status"], "keep")
         self.assertEqual(data["val_bpb"], 0.99)
-        self.assertAlmostEqual(data["memory_gb"], 45000.0 / 1024)
+        self.assertEqual(data["memory_gb"], round(45000.0 / 1024, 1))  # as results.tsv
+        self.assertEqual(data["memory_gb"], data["champion"]["memory_gb"])
         self.assertEqual(data["decision_packet"], record["decision_packet"])
         self.assertEqual(data["novelty_guard"], record["novelty_guard"])
         self.assertEqual(data["champion"]["run_id"], record["run_id"])
