@@ -109,17 +109,23 @@ def _registry_and_staleness(store, rows, now, write):
 
 # ---------------------------------------------------------------- check
 
+def _checked_idea(description, hypothesis, family, threshold):
+    """The idea's inputs as validated for check and log (InputError when bad)."""
+    from . import novelty
+    return (records.check_description(description),
+            records.check_text(hypothesis, "--hypothesis"),
+            records.check_family(family),
+            records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None else threshold))
+
+
 def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mode="exploit",
                threshold=None, limit=3, code=False, cwd=None, now=None):
     """The novelty guard for a planned idea. With `code`, the current train.py's
     fingerprint is compared too (identical code => duplicate_run; constant delta
     from the champion's config). Returns {"novelty_guard", "bad_lines", "train_py"}."""
     from . import novelty
-    description = records.check_description(description)
-    hypothesis = records.check_text(hypothesis, "--hypothesis")
-    family = records.check_family(family)
-    threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
-                                        else threshold)
+    description, hypothesis, family, threshold = _checked_idea(
+        description, hypothesis, family, threshold)
     records.check_limit(limit)
     source, path = _working_train_py(cwd)
     if code and source is None:
@@ -153,11 +159,8 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     ledger line is appended (the commit point) nothing raises; a failed results.tsv,
     registry or report write becomes a warning and is repaired by the next write."""
     from . import decisions, novelty, registry
-    description = records.check_description(description)
-    hypothesis = records.check_text(hypothesis, "--hypothesis")
-    family = records.check_family(family)
-    threshold = records.check_threshold(novelty.DEFAULT_THRESHOLD if threshold is None
-                                        else threshold)
+    description, hypothesis, family, threshold = _checked_idea(
+        description, hypothesis, family, threshold)
     records.check_since_hours(since_hours)
     records.check_limit(limit)
     records.check_noise_factor(noise_factor)

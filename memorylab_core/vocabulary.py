@@ -230,10 +230,10 @@ _COMPILED = {}
 _META = set("\\.^$*+?{}[]()|")
 
 
-def _branches(pattern):
-    """The top-level alternatives of a pattern's source (split at `|` outside groups,
-    classes and escapes)."""
-    parts, depth, in_class, escaped, start = [], 0, False, False, 0
+def _structure(pattern):
+    """(index, char, depth after it) of each `(`, `)` and `|` of a pattern's source
+    that is not escaped or inside a character class."""
+    depth, in_class, escaped = 0, False, False
     for i, ch in enumerate(pattern):
         if escaped:
             escaped = False
@@ -243,15 +243,15 @@ def _branches(pattern):
             in_class = ch != "]"
         elif ch == "[":
             in_class = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(pattern[start:i])
-            start = i + 1
-    parts.append(pattern[start:])
-    return parts
+        elif ch in "()|":
+            depth += {"(": 1, ")": -1, "|": 0}[ch]
+            yield i, ch, depth
+
+
+def _branches(pattern):
+    """The top-level alternatives of a pattern's source."""
+    cuts = [i for i, ch, depth in _structure(pattern) if ch == "|" and depth == 0]
+    return [pattern[a + 1:b] for a, b in zip([-1] + cuts, cuts + [len(pattern)])]
 
 
 def required_literals(pattern):
@@ -286,23 +286,7 @@ def _opening_literals(branch):
 
 def _closing_paren(text):
     """Index of the `)` closing the group opened at text[0], or None."""
-    depth, in_class, escaped = 0, False, False
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
+    return next((i for i, ch, depth in _structure(text) if ch == ")" and depth == 0), None)
 
 
 class _LazyPattern:
