@@ -13,6 +13,7 @@ val_bpb and examples. ``looks_like_oom`` is also what decisions use to tell
 import heapq
 import re
 
+from memorylab_core.evidence import NOT_KNOBS, role_of
 from memorylab_core.fields import run_entry, status_of, text_of, val_bpb_of
 
 CLUSTER_COUNT = 5
@@ -92,7 +93,8 @@ def feature_changes(features):
         if isinstance(change, dict) and isinstance(change.get("knob"), str):
             direction = change.get("direction")
             direction = direction if isinstance(direction, str) else ""
-            found.add((change["knob"] + " " + direction).strip())
+            if change["knob"] not in NOT_KNOBS:
+                found.add((change["knob"] + " " + direction).strip())
     return sorted(found)
 
 
@@ -132,16 +134,22 @@ def failure_signature(row):
 def failure_clusters(rows, count=CLUSTER_COUNT, statuses=None, values=None, signatures=None):
     """The ``count`` largest clusters of discarded and crashed runs (linear, no pairs).
 
-    ``statuses``, ``values`` and ``signatures`` (status_of, val_bpb_of and
-    failure_signature of each row; the registry's row facts) save recomputing."""
+    Replicates never count. ``statuses``, ``values`` and ``signatures`` (status_of,
+    val_bpb_of and failure_signature of each row, None for a replicate; the registry's
+    row facts) save recomputing."""
     statuses = [status_of(row) for row in rows] if statuses is None else statuses
     values = [val_bpb_of(row) for row in rows] if values is None else values
     clusters = {}
     for index, status in enumerate(statuses):
         if status != "discard" and status != "crash":
             continue
-        found = signatures[index] if signatures is not None else None
-        if found is None:
+        if signatures is not None:
+            found = signatures[index]  # None: a replicate, never a failure of an idea
+            if found is None:
+                continue
+        elif role_of(rows[index]) == "replicate":
+            continue
+        else:
             found = failure_signature(rows[index])
         signature, label = found
         cluster = clusters.get(signature)

@@ -122,8 +122,9 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
                threshold=None, limit=3, code=False, cwd=None, now=None):
     """The novelty guard for a planned idea. With `code`, the current train.py's
     fingerprint is compared too (identical code => duplicate_run; constant delta
-    from the champion's config). Returns {"novelty_guard", "bad_lines", "train_py"}."""
-    from . import novelty
+    from the champion's config). Replicates and crashes judge an idea by evidence's
+    rules. Returns {"novelty_guard", "bad_lines", "train_py"}."""
+    from . import evidence
     description, hypothesis, family, threshold = _checked_idea(
         description, hypothesis, family, threshold)
     records.check_limit(limit)
@@ -140,9 +141,9 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     if code:
         champion_config = _champion_config(rows, registry_now(store, rows, now).get("champion"))
     idea = records.idea_of(description, hypothesis, family, tags)
-    guard = novelty.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
-                           base_constants=base_constants, config=config,
-                           champion_config=champion_config)
+    guard = evidence.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
+                            base_constants=base_constants, config=config,
+                            champion_config=champion_config)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
             "train_py": store.relpath(path) if source is not None else None}
 
@@ -158,7 +159,7 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     Returns {"record", "registry", "report_paths", "bad_lines", "warnings"}: once the
     ledger line is appended (the commit point) nothing raises; a failed results.tsv,
     registry or report write becomes a warning and is repaired by the next write."""
-    from . import decisions, novelty, registry
+    from . import decisions, evidence, novelty, registry
     description, hypothesis, family, threshold = _checked_idea(
         description, hypothesis, family, threshold)
     records.check_since_hours(since_hours)
@@ -191,18 +192,20 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             record = dict(draft)
             record["run_id"] = records.unique_run_id(
                 now, record["commit"], lambda run_id: store.taken(run_id, known))
-            registry_before = registry_now(store, rows, now)
-            guard = novelty.assess(
+            guard = evidence.assess(
                 idea, rows, mode=mode, threshold=threshold, limit=limit,
                 base_constants=base_constants, config=config,
-                champion_config=_champion_config(rows, registry_before.get("champion")))
+                champion_config=_champion_config(rows, registry_now(store, rows, now).get("champion")))
             record["novelty_guard"] = guard
-            record["decision_packet"] = decisions.decide(
-                record, registry_before, guard, rows=rows, noise_factor=noise_factor)
+            record["role"] = evidence.assign_role(record, rows, guard, mode)
+            slim = store_module.slim_row(record, None)
+            board = registry.Board(rows + [slim], now=now)  # the one board of this command
+            record["decision_packet"] = decisions.decide(record, board, guard,
+                                                         noise_factor=noise_factor)
+            slim["decision_packet"] = store_module.slim_row(record, None)["decision_packet"]
             record["artifacts"] = _artifacts(store, record["run_id"], staged)
             _write_packet(store, staged, record["decision_packet"])
-            after = rows + [store_module.slim_row(record, None)]
-            registry_after = registry.build_registry(after, now=now)
+            registry_after = board.registry
             warnings = store.commit_run(record, staged, registry_after)
             staged = None  # committed: from here on nothing may fail the command
             report_paths = []

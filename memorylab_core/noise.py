@@ -24,7 +24,7 @@ from memorylab_core.fields import mapping_of, number, status_of, val_bpb_of
 from memorylab_core.stats import mean, pooled_sd, sample_sd
 
 __all__ = [
-    "PRIOR_SIGMA", "DEFAULT_SEED", "LEGACY_CLASS", "CLASS_FIELDS",
+    "PRIOR_SIGMA", "PRIOR_DOF", "DEFAULT_SEED", "LEGACY_CLASS", "CLASS_FIELDS",
     "comparable_val_bpb", "run_seed", "comparability_class", "class_label",
     "split_by_class", "replicate_key", "replicate_groups", "group_summary", "noise_floor",
     "floor_from_values", "plateau", "next_seeds",
@@ -33,6 +33,9 @@ __all__ = [
 # Run-to-run spread of a 5-minute val_bpb is roughly 0.0005-0.002 (seed and
 # kernel non-determinism); 0.001 stands in until replicates measure it.
 PRIOR_SIGMA = 0.001
+# The prior is worth this many degrees of freedom: with few replicates the measured sd
+# is shrunk toward it (one pair alone is a poor estimate), with many it hardly matters.
+PRIOR_DOF = 2
 DEFAULT_SEED = 42          # train.py's seed when AUTORESEARCH_SEED is unset
 LEGACY_CLASS = "legacy"    # rows that say nothing about how they were run
 
@@ -265,7 +268,9 @@ def floor_from_values(value_lists):
     """noise_floor from the val_bpb lists of replicate groups (one list per group,
     each within one comparability class); lists of fewer than two values are
     skipped. The one home of the floor's rule (registry calls it with its own
-    groups)."""
+    groups). A measured sd s over dof degrees of freedom gives
+    sigma = sqrt((dof·s² + PRIOR_DOF·prior²) / (dof + PRIOR_DOF)), so a first pair of
+    runs moves sigma toward what it saw without being trusted alone."""
     replicated = [values for values in value_lists if len(values) >= 2]
     measured, dof = pooled_sd(replicated)
     result = {"sigma": PRIOR_SIGMA, "dof": 0, "source": "prior",
@@ -277,7 +282,10 @@ def floor_from_values(value_lists):
         result["note"] = (f"{len(replicated)} replicate group(s) reproduced val_bpb "
                           "exactly; sigma is the prior")
     else:
-        result.update(sigma=measured, dof=dof, source="measured")
+        shrunk = ((dof * measured ** 2 + PRIOR_DOF * PRIOR_SIGMA ** 2) / (dof + PRIOR_DOF)) ** 0.5
+        result.update(sigma=shrunk, dof=dof, source="measured",
+                      note=f"measured sd {measured:.6f} over {dof} dof, shrunk toward the "
+                           f"prior {PRIOR_SIGMA:.6f} (worth {PRIOR_DOF} dof)")
     return result
 
 

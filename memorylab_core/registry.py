@@ -17,9 +17,11 @@ Rules (the published contract, refined by issue 5):
   eval_tokens, prepare.py hash when known; records without any form the "legacy" class).
   Runs are ranked only against runs of their own class; ``classes`` has one section per
   class (champion, challengers, noise floor, plateau), the current class first.
-- Current class: the class of the most recent run, skipping CPU classes (device "cpu...")
-  while any other class has runs, so a CPU smoke run never displaces a GPU champion. The
-  top-level champion, challengers, noise_floor and plateau are those of the current class.
+- Current class: the class of the latest run that carries provenance; crashes and
+  imported rows never switch it, and CPU classes (device "cpu...") are skipped while
+  another class with provenance has runs, so a CPU smoke run never displaces a GPU
+  champion. A crash without provenance counts in the current class. The top-level
+  champion, challengers, noise_floor and plateau are those of the current class.
 - Replicate groups: runs of one class that may rank (kept or discarded, comparable
   val_bpb) grouped by noise.replicate_key (config fingerprint, else commit). Without
   reruns every run is its own group.
@@ -30,13 +32,14 @@ Rules (the published contract, refined by issue 5):
   (n = 1). Without replicates this is exactly "the lowest val_bpb among kept runs".
 - Challengers: the next three groups of the same pool, each with ``delta`` = its mean
   minus the champion's (positive means worse).
-- Noise floor: noise.noise_floor over the class's replicate groups (pooled within-group
-  sd, else the prior 0.001 marked "prior"). Plateau: noise.plateau over the class's
+- Noise floor: noise.floor_from_values over the class's replicate groups (pooled
+  within-group sd shrunk toward the prior, else the prior 0.001 marked "prior"), with
+  ``warning`` when σ is larger than the effects being tested. Plateau: noise.plateau over the class's
   ranked runs with that σ (last 10 runs), plus the least-tried knobs when flat.
 - Lineages (lineages.py): ranked by their best val_bpb among runs of the current class;
   the top five are listed.
 - Failure clusters (failures.py): discarded and crashed runs grouped by a normalised
-  signature; the five largest are listed.
+  signature, replicates never (a rerun is evidence about its group); the five largest.
 - ``status_counts`` always has keep, discard and crash; ``experiments`` counts every row.
 
 Every per-row value is read from the row's facts (facts.py: class, status, val_bpb,
@@ -48,10 +51,10 @@ import heapq
 import math
 
 from memorylab_core import noise, stats
-from memorylab_core.facts import (CLASS, COMMIT, FAILURE, GROUP, KNOBS, PARENT, STATUS, VALUE,
-                                  facts_of)
+from memorylab_core.facts import (CLASS, COMMIT, FAILURE, GROUP, IMPORTED, KNOBS, PARENT, ROLE,
+                                  STATUS, VALUE, facts_of)
 from memorylab_core.failures import failure_clusters
-from memorylab_core.fields import run_entry, status_of, text_of
+from memorylab_core.fields import metric, run_entry, status_of, text_of
 from memorylab_core.lineages import lineages
 from memorylab_core.records import STATUSES
 
@@ -124,6 +127,7 @@ def group_entry(rows, group, class_key=None):
     entry = run_entry(rows[group["first"]])
     summary = noise.group_summary(group["values"])
     entry["run_val_bpb"] = entry["val_bpb"]
+    entry["num_steps"] = metric(rows[group["first"]], "num_steps")
     entry["val_bpb"] = summary["mean"]
     entry.update(summary)
     entry["provisional"] = summary["n"] < 2
@@ -223,7 +227,7 @@ def plateau_of(rows, sigma, window=PLATEAU_WINDOW, facts=None):
 
 
 # ---------------------------------------------------------------------------
-# Comparability classes and the whole registry
+# Comparability classes and the board
 
 
 def is_smoke_class(class_key):
@@ -231,39 +235,90 @@ def is_smoke_class(class_key):
     return isinstance(class_key, str) and class_key.lower().startswith("device=cpu")
 
 
+def noise_warning(floor, ranked_facts, champion):
+    """A plain sentence when the measured σ is larger than the effects being tested (the
+    median |val_bpb − champion| of the class's experiments, at least two), else None."""
+    if floor.get("source") != "measured" or champion is None:
+        return None
+    effects = sorted(abs(fact[VALUE] - champion["val_bpb"]) for fact in ranked_facts
+                     if fact[ROLE] != "replicate" and fact[GROUP] != champion["group"])
+    if len(effects) < 2:
+        return None
+    median = effects[len(effects) // 2]
+    if floor["sigma"] <= median:
+        return None
+    return (f"σ={floor['sigma']:.6f} is larger than the effects being tested (median "
+            f"|Δ|={median:.6f} over {len(effects)} ideas): one run cannot rank them; "
+            "try bolder changes and expect to replicate before any promotion")
+
+
+class Section:
+    """One comparability class on the board: its rows (ledger order) and their facts,
+    the rows that may rank and their replicate groups, champion, challengers, noise
+    floor (with ``warning`` when σ exceeds the effects tested) and plateau."""
+
+    def __init__(self, rows, facts, class_key, plateau_window=PLATEAU_WINDOW):
+        self.rows, self.facts, self.key = rows, facts, class_key
+        self.ranked, self.ranked_facts = ranked_rows(rows, facts)
+        self.groups = group_runs(self.ranked, self.ranked_facts)
+        self.champion, self.challengers = champion_board(self.ranked, CHALLENGER_COUNT,
+                                                         class_key, self.groups)
+        self.floor = floor_of_groups(self.groups)
+        self.floor["warning"] = noise_warning(self.floor, self.ranked_facts, self.champion)
+        self.plateau = plateau_of(self.ranked, self.floor["sigma"], plateau_window,
+                                  self.ranked_facts)
+
+    def summary(self):
+        latest = self.rows[-1] if self.rows else {}
+        return {
+            "class": self.key,
+            "label": noise.class_label(self.key),
+            "smoke": is_smoke_class(self.key),
+            "experiments": len(self.rows),
+            "status_counts": status_counts(self.rows, [fact[STATUS] for fact in self.facts]),
+            "latest_run_id": text_of(latest, "run_id"),
+            "latest_timestamp_utc": text_of(latest, "timestamp_utc"),
+            "champion": self.champion,
+            "challengers": self.challengers,
+            "replicate_groups": sum(1 for group in self.groups.values()
+                                    if len(group["values"]) >= 2),
+            "noise_floor": self.floor,
+            "plateau": self.plateau,
+        }
+
+
 def class_section(rows, class_key, *, plateau_window=PLATEAU_WINDOW, facts=None):
     """Champion board, noise floor and plateau of the rows of one comparability class."""
     facts = facts_of(rows) if facts is None else facts
-    ranked, ranked_facts = ranked_rows(rows, facts)
-    groups = group_runs(ranked, ranked_facts)
-    champion, challengers = champion_board(ranked, CHALLENGER_COUNT, class_key, groups)
-    floor = floor_of_groups(groups)
-    latest = rows[-1] if rows else {}
-    return {
-        "class": class_key,
-        "label": noise.class_label(class_key),
-        "smoke": is_smoke_class(class_key),
-        "experiments": len(rows),
-        "status_counts": status_counts(rows, [fact[STATUS] for fact in facts]),
-        "latest_run_id": text_of(latest, "run_id"),
-        "latest_timestamp_utc": text_of(latest, "timestamp_utc"),
-        "champion": champion,
-        "challengers": challengers,
-        "replicate_groups": sum(1 for group in groups.values() if len(group["values"]) >= 2),
-        "noise_floor": floor,
-        "plateau": plateau_of(ranked, floor["sigma"], plateau_window, ranked_facts),
-    }
+    return Section(rows, facts, class_key, plateau_window).summary()
 
 
-def current_class(class_keys):
-    """The class of the most recent run (``class_keys`` in ledger order), skipping CPU
-    smoke classes while any other class has runs; None for an empty ledger."""
-    fallback = None
-    for key in reversed(class_keys):
-        if not is_smoke_class(key):
+def current_class(facts):
+    """The class of the latest run that carries provenance (crashes and imported rows
+    never switch it), skipping CPU smoke classes while another such class has runs.
+    Without any: the latest class of a run that did not crash, else of any run; None
+    for an empty ledger."""
+    smoke = fallback = None
+    for fact in reversed(facts):
+        key = fact[CLASS]
+        if fact[STATUS] == "crash":
+            continue
+        if key == noise.LEGACY_CLASS or fact[IMPORTED]:
+            fallback = fallback or key
+        elif not is_smoke_class(key):
             return key
-        fallback = fallback or key
-    return fallback
+        else:
+            smoke = smoke or key
+    return smoke or fallback or (facts[-1][CLASS] if facts else None)
+
+
+def campaign_classes(facts, current):
+    """Each row's class on the board: its own, except that a crash without provenance
+    (a crash writes no sidecar) belongs to the current class: the campaign it
+    happened in."""
+    legacy = noise.LEGACY_CLASS
+    return [current if fact[STATUS] == "crash" and fact[CLASS] == legacy and current else
+            fact[CLASS] for fact in facts]
 
 
 def status_counts(rows, statuses=None):
@@ -275,56 +330,72 @@ def status_counts(rows, statuses=None):
     return counts
 
 
-def build_registry(rows, *, now=None, plateau_window=PLATEAU_WINDOW):
-    """The registry of a ledger (records or slim rows, ledger order) as a JSON-ready dict.
+class Board:
+    """The registry of a ledger, built once per command and read by log, decide, brief
+    and report: one Section per comparability class (the current one first, at most
+    ``CLASS_LIMIT``), lineages and failure clusters. ``registry`` is the JSON-ready
+    dict written as champion_challenger.json; ``section(key)`` a class's Section."""
 
-    Keys: schema_version, generated_at_utc (``now``), experiments, status_counts,
-    current_class, current_class_label, champion (entry or None), challengers,
-    noise_floor, plateau (those four of the current class), classes (one section per
-    comparability class, the current one first, then by most recent run; at most
-    ``CLASS_LIMIT``), lineages, failure_clusters.
-    """
-    rows = [row for row in rows if isinstance(row, dict)]
-    facts = facts_of(rows)
-    class_keys = [fact[CLASS] for fact in facts]
-    statuses = [fact[STATUS] for fact in facts]
-    values = [fact[VALUE] for fact in facts]
-    by_class = {}
-    for index, key in enumerate(class_keys):
-        by_class.setdefault(key, []).append(index)
-    current = current_class(class_keys)
-    order = [current] if current is not None else []
-    for key in reversed(class_keys):
-        if len(order) == min(CLASS_LIMIT, len(by_class)):
-            break
-        if key not in order:
-            order.append(key)
-    sections = []
-    for key in order:
-        members = by_class[key]
-        sections.append(class_section([rows[index] for index in members], key,
-                                      plateau_window=plateau_window,
-                                      facts=[facts[index] for index in members]))
-    top = sections[0] if sections else {"champion": None, "challengers": [],
-                                        "noise_floor": noise.noise_floor([]),
-                                        "plateau": plateau_of([], noise.PRIOR_SIGMA, plateau_window)}
-    in_current = [key == current for key in class_keys]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at_utc": now,
-        "experiments": len(rows),
-        "status_counts": status_counts(rows, statuses),
-        "current_class": current,
-        "current_class_label": noise.class_label(current) if current is not None else None,
-        "champion": top["champion"],
-        "challengers": top["challengers"],
-        "noise_floor": top["noise_floor"],
-        "plateau": top["plateau"],
-        "classes": sections,
-        "class_count": len(by_class),
-        "lineages": lineages(rows, ranks=in_current, statuses=statuses, values=values,
-                             commits=[fact[COMMIT] for fact in facts],
-                             parents=[fact[PARENT] for fact in facts]),
-        "failure_clusters": failure_clusters(rows, statuses=statuses, values=values,
-                                             signatures=[fact[FAILURE] for fact in facts]),
-    }
+    def __init__(self, rows, *, now=None, plateau_window=PLATEAU_WINDOW):
+        rows = [row for row in rows if isinstance(row, dict)]
+        self.rows = rows
+        self.facts = facts = facts_of(rows)
+        self.current = current = current_class(facts)
+        self.classes = classes = campaign_classes(facts, current)
+        by_class = {}
+        for index, key in enumerate(classes):
+            by_class.setdefault(key, []).append(index)
+        order = [current] if current is not None else []
+        for key in reversed(classes):
+            if len(order) == min(CLASS_LIMIT, len(by_class)):
+                break
+            if key not in order:
+                order.append(key)
+        self._by_class, self._plateau_window = by_class, plateau_window
+        self._sections = {}
+        summaries = [self.section(key).summary() for key in order]
+        statuses = [fact[STATUS] for fact in facts]
+        top = summaries[0] if summaries else {
+            "champion": None, "challengers": [], "noise_floor": noise.noise_floor([]),
+            "plateau": plateau_of([], noise.PRIOR_SIGMA, plateau_window)}
+        self.registry = {
+            "schema_version": SCHEMA_VERSION,
+            "generated_at_utc": now,
+            "experiments": len(rows),
+            "status_counts": status_counts(rows, statuses),
+            "current_class": current,
+            "current_class_label": noise.class_label(current) if current is not None else None,
+            "champion": top["champion"],
+            "challengers": top["challengers"],
+            "noise_floor": top["noise_floor"],
+            "plateau": top["plateau"],
+            "classes": summaries,
+            "class_count": len(by_class),
+            "lineages": lineages(rows, ranks=[key == current for key in classes],
+                                 statuses=statuses, values=[fact[VALUE] for fact in facts],
+                                 commits=[fact[COMMIT] for fact in facts],
+                                 parents=[fact[PARENT] for fact in facts]),
+            "failure_clusters": failure_clusters(rows, statuses=statuses,
+                                                 values=[fact[VALUE] for fact in facts],
+                                                 signatures=[fact[FAILURE] for fact in facts]),
+        }
+
+    def section(self, class_key):
+        """The Section of a class (built on first use; empty for an unknown class)."""
+        found = self._sections.get(class_key)
+        if found is None:
+            members = self._by_class.get(class_key, [])
+            found = self._sections[class_key] = Section(
+                [self.rows[index] for index in members], [self.facts[index] for index in members],
+                class_key, self._plateau_window)
+        return found
+
+
+def build_registry(rows, *, now=None, plateau_window=PLATEAU_WINDOW):
+    """The registry of a ledger (records or slim rows, ledger order) as a JSON-ready dict
+    (Board(rows).registry): schema_version, generated_at_utc (``now``), experiments,
+    status_counts, current_class, current_class_label, champion (entry or None),
+    challengers, noise_floor, plateau (those four of the current class), classes (one
+    section per comparability class, the current one first, then by most recent run),
+    class_count, lineages, failure_clusters."""
+    return Board(rows, now=now, plateau_window=plateau_window).registry

@@ -43,9 +43,9 @@ INTERN_CHARS = 40
 _LOADED = {}
 
 TEXT_FIELDS = ("run_id", "timestamp_utc", "branch", "commit", "parent_commit", "family",
-               "status", "description", "hypothesis")
+               "status", "description", "hypothesis", "role")
 PACKET_FIELDS = ("next_action", "priority", "summary")
-ROW_METRICS = ("val_bpb", "peak_vram_mb")  # what boards and lists show; `show` reads the record
+ROW_METRICS = ("val_bpb", "peak_vram_mb", "num_steps", "total_tokens_M")  # boards, packets, lists
 
 
 def find_root(root=None, env=None, cwd=None):

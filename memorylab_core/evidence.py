@@ -1,0 +1,100 @@
+"""Evidence roles, and which runs the novelty guard may hold against a new idea.
+
+Every record carries a ``role`` (records written before roles existed read as
+``experiment``):
+
+- ``experiment``: a new idea;
+- ``replicate``: a rerun of an earlier config (logged with ``--mode replicate``, or with
+  the same train.py code fingerprint as an earlier run that did not crash). A replicate
+  is evidence about its replicate group: never a failure of an idea, never in a failure
+  cluster or an Avoid list, never the cause of a block;
+- ``fix``: an idea the guard matched to a crash of it (the same idea, fixed).
+
+A crash says nothing about val_bpb, so the guard never calls an idea a
+``repeat_failure`` because a crash matched it: the idea is a fix of that crash, and
+``check`` says so ("fix of crashed run X"). An out-of-memory crash blocks only its
+identical config (the same normalised train.py, seen by ``check --code``): a smaller
+variant is a new run. SEED is never a research knob.
+"""
+
+from memorylab_core.fields import status_of
+
+ROLES = ("experiment", "replicate", "fix")
+DEFAULT_ROLE = "experiment"
+NOT_KNOBS = frozenset({"SEED"})  # a rerun's seed is noise, not an idea
+
+
+def role_of(row):
+    """The row's evidence role; ``experiment`` when it has none (earlier records)."""
+    role = row.get("role") if isinstance(row, dict) else None
+    return role if role in ROLES else DEFAULT_ROLE
+
+
+def assign_role(record, history, guard, mode):
+    """The role of a new record: ``replicate`` in replicate mode or when an earlier run
+    that did not crash had the same train.py code hash; else ``fix`` when the guard
+    found it fixes a crash; else ``experiment``."""
+    if mode == "replicate":
+        return "replicate"
+    config = record.get("config")
+    code = config.get("code_sha256") if isinstance(config, dict) else None
+    if code:
+        for row in history:
+            theirs = row.get("config")
+            if type(theirs) is dict and theirs.get("code_sha256") == code and \
+                    status_of(row) != "crash":
+                return "replicate"
+    if isinstance(guard, dict) and guard.get("fix_of"):
+        return "fix"
+    return DEFAULT_ROLE
+
+
+def assess(idea, history, **options):
+    """novelty.assess over the runs that may judge an idea, plus the crash rules.
+
+    Replicates are left out (the run they rerun speaks for the idea) and so are
+    crashes; the crashes are then matched on their own. A match makes the idea a fix
+    of the crash: ``fix_of`` names it and a ``novel`` idea is allowed in every mode
+    ("fix of crashed run X"). Only an identical config (same code hash) of an
+    out-of-memory crash is blocked. Options are novelty.assess's."""
+    from memorylab_core import novelty
+    from memorylab_core.failures import crash_kind, error_text, looks_like_oom
+    judged, crashes = [], []
+    for row in history:
+        if status_of(row) == "crash":
+            crashes.append(row)
+        elif role_of(row) != "replicate":
+            judged.append(row)
+    guard = novelty.assess(idea, judged, **options)
+    guard["fix_of"] = None
+    if not crashes:
+        return guard
+    found = novelty.assess(idea, crashes, **options)
+    if not found["top_matches"]:
+        return guard
+    match = found["top_matches"][0]
+    crash = next((row for row in reversed(crashes) if row.get("run_id") == match["run_id"]),
+                 crashes[-1])
+    text = error_text(crash.get("error"))
+    oom = looks_like_oom(text)
+    identical = match.get("relation") == "code"
+    guard["fix_of"] = {"run_id": match["run_id"], "commit": match.get("commit"),
+                       "error": crash_kind(crash.get("error")), "out_of_memory": oom,
+                       "identical_config": identical}
+    words = f"fix of crashed run {match['run_id']} ({guard['fix_of']['error']})"
+    if identical and oom:
+        guard["policy"] = {"mode": guard["mode"], "decision": "block",
+                           "rationale": f"identical config of run {match['run_id']}, which ran "
+                                        "out of memory: make it smaller (batch, sequence or "
+                                        "model size) first"}
+    elif guard["classification"] == "novel":
+        rationale = words + (": the same code as the crash, fine for a transient failure"
+                             if identical else ": allowed, judged on its own result")
+        guard["policy"] = {"mode": guard["mode"], "decision": "allow", "rationale": rationale}
+    else:
+        guard["policy"] = dict(guard["policy"], rationale=f"{guard['policy']['rationale']}; "
+                                                          f"also a {words}")
+    explanation = guard.get("explanation")
+    if isinstance(explanation, dict):
+        explanation["text"] = f"{explanation.get('text', '')}; {words}".lstrip("; ")
+    return guard
