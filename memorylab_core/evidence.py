@@ -5,7 +5,8 @@ Every record carries a ``role`` (records written before roles existed read as
 
 - ``experiment``: a new idea;
 - ``replicate``: a rerun of an earlier config (logged with ``--mode replicate``, or with
-  the same train.py code fingerprint as an earlier run that did not crash). A replicate
+  the same train.py code fingerprint as an earlier run that did not crash, under another
+  seed: the same code and seed is the same run logged twice, not a rerun). A replicate
   is evidence about its replicate group: never a failure of an idea, never in a failure
   cluster or an Avoid list, never the cause of a block;
 - ``fix``: an idea the guard matched to a crash of it (the same idea, fixed).
@@ -18,6 +19,7 @@ variant is a new run. SEED is never a research knob.
 """
 
 from memorylab_core.fields import status_of
+from memorylab_core.noise import run_seed
 
 ROLES = ("experiment", "replicate", "fix")
 DEFAULT_ROLE = "experiment"
@@ -32,17 +34,18 @@ def role_of(row):
 
 def assign_role(record, history, guard, mode):
     """The role of a new record: ``replicate`` in replicate mode or when an earlier run
-    that did not crash had the same train.py code hash; else ``fix`` when the guard
+    that did not crash had the same train.py code hash and another seed; else ``fix`` when the guard
     found it fixes a crash; else ``experiment``."""
     if mode == "replicate":
         return "replicate"
     config = record.get("config")
     code = config.get("code_sha256") if isinstance(config, dict) else None
     if code:
+        seed = run_seed(record)
         for row in history:
             theirs = row.get("config")
             if type(theirs) is dict and theirs.get("code_sha256") == code and \
-                    status_of(row) != "crash":
+                    status_of(row) != "crash" and run_seed(row) != seed:
                 return "replicate"
     if isinstance(guard, dict) and guard.get("fix_of"):
         return "fix"

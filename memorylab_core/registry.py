@@ -356,7 +356,8 @@ class Board:
         summaries = [self.section(key).summary() for key in order]
         statuses = [fact[STATUS] for fact in facts]
         top = summaries[0] if summaries else {
-            "champion": None, "challengers": [], "noise_floor": noise.noise_floor([]),
+            "champion": None, "challengers": [], "noise_floor": dict(noise.noise_floor([]),
+                                                                     warning=None),
             "plateau": plateau_of([], noise.PRIOR_SIGMA, plateau_window)}
         self.registry = {
             "schema_version": SCHEMA_VERSION,

@@ -232,15 +232,22 @@ def _change_line(headline):
 
 
 def noise_line(floor):
-    """'σ = 0.001000 (prior: no replicates yet)' or 'σ = 0.000400 (measured: 6 dof, ...)'."""
-    if not isinstance(floor, dict) or floor.get("sigma") is None:
+    """The one noise line of packets, reports and brief: 'σ = 0.001000 (prior; no
+    replicates yet)' or 'σ = 0.000825 (measured sd 0.000600 over 2 dof, shrunk toward
+    the prior 0.001000; 1 replicate group(s))', plus the floor's warning when σ is larger
+    than the effects being tested."""
+    if not isinstance(floor, dict) or number(floor.get("sigma")) is None:
         return "unknown"
     if floor.get("source") == "measured":
-        return (f"σ = {_fmt(floor['sigma'])} (measured: pooled over {floor.get('groups')} "
-                f"replicate group(s), {floor.get('dof')} dof)")
-    if floor.get("groups"):
-        return f"σ = {_fmt(floor['sigma'])} (prior: {floor.get('note') or 'not measurable yet'})"
-    return f"σ = {_fmt(floor['sigma'])} (prior; no replicates yet)"
+        text = (f"σ = {_fmt(floor['sigma'])} (measured sd {_fmt(floor.get('measured_sigma'))} "
+                f"over {floor.get('dof')} dof, shrunk toward the prior "
+                f"{_fmt(floor.get('prior'))}; {floor.get('groups')} replicate group(s))")
+    elif floor.get("groups"):
+        text = f"σ = {_fmt(floor['sigma'])} (prior: {floor.get('note') or 'not measurable yet'})"
+    else:
+        text = f"σ = {_fmt(floor['sigma'])} (prior; no replicates yet)"
+    warning = floor.get("warning")
+    return f"{text}. {warning[0].upper()}{warning[1:]}" if warning else text
 
 
 def _plateau_line(plateau):

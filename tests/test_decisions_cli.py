@@ -36,19 +36,36 @@ class NoiseAwareDecisions(LabCase):
         packet = self.log_run("raise matrix lr to 0.045", 0.999500)
         self.assertEqual((packet["next_action"], packet["priority"]), ("replicate", "high"))
         self.assertIn("by Δ=0.000500 < 2σ=0.002000 (σ=0.001000 prior, n=1); rerun commit "
-                      f"{commit} with AUTORESEARCH_SEED=43, 44.", packet["summary"])
+                      f"{commit} with AUTORESEARCH_SEED=43, 44 (--mode replicate).", packet["summary"])
         self.assertEqual(packet["replicate"]["seeds"], [43, 44])
         self.assertIn("(provisional: a single run)", self.report())
 
+        # one pair is not trusted alone: σ is shrunk toward the prior, one seed is owed
         packet = self.log_run("replicate matrix lr 0.045", 0.999300, "keep",
                               "--mode", "replicate", seed=43)
-        self.assertEqual(packet["next_action"], "promote")
-        self.assertIn("replicates confirm a new champion at mean 0.999400 val_bpb (n=2)",
-                      packet["summary"])
+        self.assertEqual(packet["next_action"], "replicate")
+        self.assertEqual(packet["replicate"]["seeds"], [44])
         self.assertEqual(packet["noise"]["source"], "measured")
+        # against a single-run champion, two extra seeds do not show 0.0007: the verdict
+        packet = self.log_run("replicate matrix lr 0.045", 0.998900, "keep",
+                              "--mode", "replicate", seed=44)
+        self.assertEqual(packet["next_action"], "abandon")
+        self.assertIn("after 2 extra seeds", packet["summary"])
+
+    def test_measured_baseline_lets_replicates_confirm(self):
+        self.log_run("baseline", 1.000000)
+        self.log_run("baseline", 1.000400, "keep", "--mode", "replicate", seed=43)
+        self.log_run("baseline", 0.999600, "keep", "--mode", "replicate", seed=44)
+        commit = commit_change(self.repo, "MATRIX_LR = 0.04", "MATRIX_LR = 0.045")
+        packet = self.log_run("raise matrix lr to 0.045", 0.998500)
+        self.assertEqual(packet["next_action"], "replicate")
+        packet = self.log_run("replicate matrix lr 0.045", 0.998700, "keep",
+                              "--mode", "replicate", seed=43)
+        self.assertEqual(packet["next_action"], "promote")
+        self.assertIn("replicates confirm a new champion at mean 0.998600 val_bpb (n=2)",
+                      packet["summary"])
         champion = self.registry()["champion"]
         self.assertEqual((champion["n"], champion["commit"]), (2, commit))
-        self.assertAlmostEqual(champion["val_bpb"], 0.9994, places=9)
         self.assertIn("(mean of 2 runs ± 0.000141)", self.report())
 
     def test_clear_win_promotes(self):
@@ -90,8 +107,9 @@ class NoiseAwareDecisions(LabCase):
         self.log_run("baseline rerun", 0.999400, "keep", "--mode", "replicate", seed=44)
         floor = self.registry()["noise_floor"]
         self.assertEqual((floor["source"], floor["dof"]), ("measured", 2))
-        self.assertAlmostEqual(floor["sigma"], 0.0006, places=9)
-        self.assertIn("σ = 0.000600 (measured: pooled over 1 replicate group(s), 2 dof)",
+        self.assertAlmostEqual(floor["measured_sigma"], 0.0006, places=9)
+        self.assertAlmostEqual(floor["sigma"], ((2 * 0.0006 ** 2 + 2 * 0.001 ** 2) / 4) ** 0.5)
+        self.assertIn("σ = 0.000825 (measured sd 0.000600 over 2 dof, shrunk toward the prior",
                       self.report())
 
     def test_plateau_after_n_flat_runs(self):

@@ -228,13 +228,18 @@ class NoiseFloorTests(unittest.TestCase):
         floor = noise.noise_floor(rows)
         self.assertEqual(floor["source"], "measured")
         self.assertEqual((floor["dof"], floor["groups"]), (1, 1))
-        self.assertAlmostEqual(floor["sigma"], statistics.stdev([0.99, 0.9906]), places=12)
-        self.assertIsNone(floor["note"])
+        measured = statistics.stdev([0.99, 0.9906])
+        self.assertAlmostEqual(floor["measured_sigma"], measured, places=12)
+        # one pair is shrunk toward the prior, worth PRIOR_DOF degrees of freedom
+        self.assertAlmostEqual(floor["sigma"], ((measured ** 2 + 2 * 0.001 ** 2) / 3) ** 0.5,
+                               places=12)
+        self.assertIn("shrunk toward the prior", floor["note"])
         rows += [run(0.9842, commit="bbbbbbb", seed=43), run(0.9861, commit="bbbbbbb", seed=44)]
         floor = noise.noise_floor(rows)
         ss = 2 * 0.0003 ** 2 + sum((x - 0.9851) ** 2 for x in (0.985, 0.9842, 0.9861))
         self.assertEqual((floor["dof"], floor["groups"]), (3, 2))
-        self.assertAlmostEqual(floor["sigma"], math.sqrt(ss / 3), places=12)
+        self.assertAlmostEqual(floor["measured_sigma"], math.sqrt(ss / 3), places=12)
+        self.assertAlmostEqual(floor["sigma"], math.sqrt((ss + 2 * 0.001 ** 2) / 5), places=12)
         self.assertEqual(floor["prior"], noise.PRIOR_SIGMA)
 
     def test_identical_replicates_keep_the_prior(self):

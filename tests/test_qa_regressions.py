@@ -133,14 +133,24 @@ class DiscardNeverPromotes(QaCase):
         self.assertIn("confirms it at mean 0.990100 val_bpb (n=2)", packet["summary"])
         self.assertNotIn("new champion", packet["summary"])
 
-    def test_discarded_rerun_of_a_within_noise_win_gets_retry_not_replicate(self):
+    def test_discarded_reruns_of_a_candidate_are_judged_with_its_group(self):
         self.log_json("baseline", 1.000)
         commit_change(self.repo, "MATRIX_LR = 0.04", "MATRIX_LR = 0.045")
         first = self.log_json("raise matrix lr to 0.045", 0.9995)["decision_packet"]
         self.assertEqual(first["next_action"], "replicate")
+        self.assertEqual(first["replicate"]["seeds"], [43, 44])
         packet = self.log_json("replicate matrix lr 0.045", 0.9997, "discard",
-                               "--mode", "replicate")["decision_packet"]
-        self.assertIn(packet["next_action"], ("abandon", "retry", "branch_followup"))
+                               "--mode", "replicate", seed=43)["decision_packet"]
+        # the discard is one seed of the candidate: the group owes one more seed
+        self.assertEqual(packet["next_action"], "replicate")
+        self.assertEqual(packet["replicate"]["seeds"], [44])
+        packet = self.log_json("replicate matrix lr 0.045", 0.9993, "discard",
+                               "--mode", "replicate", seed=44)["decision_packet"]
+        # two extra seeds, mean 0.9995: Δ=0.0005 < 2σ and p > 0.05: the verdict
+        self.assertEqual(packet["next_action"], "abandon")
+        self.assertIn("after 2 extra seeds", packet["summary"])
+        self.assertIn("one-sided pooled t p=", packet["summary"])
+        self.assertIsNone(packet["replicate"])
 
 
 class OneLineErrors(QaCase):

@@ -162,8 +162,8 @@ class Markdown(unittest.TestCase):
         markdown = render.render_markdown(report(rows))
         self.assertIn("at 0.990100 val_bpb (mean of 2 runs ± 0.000141)", markdown)
         self.assertIn("| 1 | run01 | aaaaaaa | 0.990100 | 2 | 0.000141 |", markdown)
-        self.assertIn("- Noise floor: σ = 0.000141 (measured: pooled over 1 replicate group(s), 1 dof)",
-                      markdown)
+        self.assertIn("- Noise floor: σ = 0.000821 (measured sd 0.000141 over 1 dof, shrunk toward "
+                      "the prior 0.001000; 1 replicate group(s))", markdown)
         self.assertIn("- Plateau: the last 10 runs improved", markdown)
         self.assertIn("switch to explore mode", markdown)
 
@@ -172,19 +172,21 @@ class PacketMarkdown(unittest.TestCase):
     def test_replicate_packet_names_commit_and_seeds(self):
         history = [run(1, "keep", 1.0, "2026-01-02T00:00:00Z")]
         record = run(2, "keep", 0.9995, "2026-01-02T00:01:00Z", description="a | b")
-        packet = decisions.decide(record, registry.build_registry(history), None, rows=history)
+        packet = decisions.decide(record, registry.Board(history + [record]), None)
         markdown = render.render_packet_markdown(packet)
         self.assertTrue(markdown.startswith("# Decision packet: run02\n"))
         self.assertIn("**replicate** (high priority)", markdown)
         self.assertIn("Rerun commit `0000002` with AUTORESEARCH_SEED=43, 44", markdown)
-        self.assertIn("AUTORESEARCH_SEED=43 uv run train.py", markdown)
+        self.assertIn("AUTORESEARCH_SEED=43 AUTORESEARCH_SUMMARY_PATH=results/summary.json uv run "
+                      "train.py > run.log 2>&1", markdown)
         self.assertIn("| description | a \\| b |", markdown)
         self.assertIn("σ = 0.001000 (prior; no replicates yet)", markdown)
 
     def test_crash_packet_shows_the_tail(self):
         record = run(1, "crash", None, "2026-01-02T00:00:00Z",
                      error={"summary": "ValueError: x", "tail": ["a", 3, "```"]})
-        markdown = render.render_packet_markdown(decisions.decide(record, {}, None))
+        markdown = render.render_packet_markdown(decisions.decide(record, registry.Board([record]),
+                                                                  None))
         self.assertIn("## Error", markdown)
         self.assertIn("ValueError: x", markdown)
         self.assertEqual(markdown.count("```"), 2)
