@@ -64,7 +64,7 @@ from memorylab_core import noise, stats
 from memorylab_core.evidence import role_of
 from memorylab_core.failures import error_text, looks_like_oom
 from memorylab_core.fields import memory_gb_of, metric, status_of, text_of, val_bpb_of
-from memorylab_core.facts import GROUP, STATUS
+from memorylab_core.facts import CLASS, GROUP, STATUS
 from memorylab_core.registry import group_entry, ranking
 
 ACTIONS = ("promote", "branch_followup", "replicate", "retry", "abandon", "fix_and_retry",
@@ -595,3 +595,28 @@ def decide(record, board, novelty_guard, *, noise_factor=DEFAULT_NOISE_FACTOR):
         "plateau": case.plateau,
         "recommendation": recommendation,
     }
+
+
+def packet_states(rows, facts, registry):
+    """'open' or 'closed' for each row's decision packet (None for a row without one).
+
+    A packet is open until acted on or superseded: a later run on its branch closes it
+    (acting on a packet means running the next experiment; that run also carries the
+    verdict of a replicate group), and a ``promote`` whose group no longer leads its
+    class was superseded by a newer champion. ``facts`` are facts_of(rows); the class
+    champions come from the registry (Board.registry). One pass, newest first."""
+    champions = {}
+    for section in registry.get("classes") or () if isinstance(registry, dict) else ():
+        if isinstance(section, dict) and isinstance(section.get("champion"), dict):
+            champions[section.get("class")] = section["champion"].get("group")
+    states, seen = [None] * len(rows), set()
+    for index in range(len(rows) - 1, -1, -1):
+        row = rows[index]
+        branch = text_of(row, "branch")
+        packet = row.get("decision_packet")
+        if isinstance(packet, dict):
+            dethroned = packet.get("next_action") == "promote" and \
+                champions.get(facts[index][CLASS]) != facts[index][GROUP]
+            states[index] = "closed" if branch in seen or dethroned else "open"
+        seen.add(branch)
+    return states

@@ -18,6 +18,7 @@ import json
 import math
 
 from .fields import is_finite_number
+from .render import champion_words, noise_line
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 CHART_WIDTH, CHART_HEIGHT = 960, 380
@@ -160,16 +161,15 @@ def _running_best(points):
 
 
 def _best_step_line(points, x_of, y_of, right, classes=()):
-    """One step line per comparability class (in order of first appearance; the first
-    in green)."""
+    """One step line per comparability class, in the class's colour (class_colour)."""
     out = []
-    for number, (key, steps) in enumerate(_running_best(points).items()):
+    for key, steps in _running_best(points).items():
         i0, v0 = steps[0]
         path = [f"M{x_of(i0):.1f} {y_of(v0):.1f}"]
         for i, v in steps[1:]:
             path.append(f"H{x_of(i):.1f}V{y_of(v):.1f}")
         path.append(f"H{right:.1f}")
-        colour = LINE_COLOURS[number % len(LINE_COLOURS)]
+        colour = class_colour(key)
         name = classes[key] if isinstance(key, int) and 0 <= key < len(classes) else key
         label = f" ({escape(name)})" if len(classes) > 1 else ""
         out.append(f'<path class="best-line" d="{"".join(path)}" fill="none" '
@@ -339,21 +339,9 @@ def _headline(data) -> str:
     html_cards = "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                          for k, v in cards if v is not None)
     parts = [f'<div class="cards">{html_cards}</div>']
-    champion = _dict(head.get("champion"))
-    if champion.get("run_id"):
-        facts = [f'val_bpb <b>{escape(champion.get("val_bpb"))}</b>']
-        if champion.get("n") is not None:
-            sd = champion.get("sd")
-            facts.append(f'n={escape(champion.get("n"))}' +
-                         (f', ± {escape(sd)}' if is_finite_number(sd) else ""))
-        if champion.get("memory_gb") is not None:
-            facts.append(f'memory {escape(champion.get("memory_gb"))} GB')
-        if champion.get("provisional"):
-            facts.append("provisional: rests on a single run")
-        parts.append(
-            f'<div class="champ" id="champion">Champion <code>{escape(champion.get("run_id"))}'
-            f'</code> at commit <code>{escape(champion.get("commit"))}</code>: '
-            f'{", ".join(facts)}<br>{escape(champion.get("description"))}</div>')
+    champion = champion_words(head.get("champion"))
+    if champion:
+        parts.append(f'<div class="champ" id="champion">Current champion: {escape(champion)}</div>')
     else:
         parts.append('<p class="empty">No champion yet.</p>')
     change = head.get("change_vs_before_window")
@@ -375,11 +363,7 @@ def _headline(data) -> str:
 
 
 def _noise_text(noise):
-    noise = _dict(noise)
-    if not is_finite_number(noise.get("sigma")):
-        return "unknown"
-    dof = f", dof {escape(noise.get('dof'))}" if noise.get("dof") else ""
-    return f"σ = {escape(noise['sigma'])} ({escape(noise.get('source'))}{dof})"
+    return escape(noise_line(noise))
 
 
 def _boards(data):
@@ -400,11 +384,18 @@ def _boards(data):
     return "\n".join(parts)
 
 
-def _class_legend(classes):
-    if len(classes) < 2:
+def class_colour(key):
+    """The line colour of a class (its index among the series classes; the first green)."""
+    return LINE_COLOURS[key % len(LINE_COLOURS)] if isinstance(key, int) else LINE_COLOURS[0]
+
+
+def _class_legend(labels, points):
+    """The classes that have a step line, by readable label, in the colours of their lines."""
+    drawn = sorted(key for key in _running_best(points) if isinstance(key, int))
+    if len(labels) < 2 or not drawn:
         return ""
-    items = "; ".join(f'<span style="color:{LINE_COLOURS[i % len(LINE_COLOURS)]}">■</span> '
-                      f"{escape(name)}" for i, name in enumerate(classes))
+    items = "; ".join(f'<span style="color:{class_colour(key)}">■</span> {escape(labels[key])}'
+                      for key in drawn if key < len(labels))
     return f'\n<p class="legend">Step lines by comparability class: {items}</p>'
 
 
@@ -414,20 +405,26 @@ def render_html(report_data: dict) -> str:
     window = _dict(data.get("window"))
     points = [p for p in data.get("series") or [] if isinstance(p, dict)]
     classes = list(data.get("series_classes") or [])
+    labels = list(data.get("series_class_labels") or classes)
     kept = sum(1 for p in points if p.get("status") == "keep")
     crashes = sum(1 for p in points if p.get("status") == "crash")
     queue_total = data.get("decision_queue_total")
-    queue = data.get("decision_queue") or []
-    queue_note = (f'<p class="legend">{escape(len(queue))} of {escape(queue_total)} shown.</p>'
-                  if is_finite_number(queue_total) and queue_total > len(queue) else "")
+    queue = [item for item in data.get("decision_queue") or []
+             if isinstance(item, dict) and item.get("state", "open") == "open"]
+    still_open = data.get("decision_queue_open", len(queue))
+    closed = queue_total - still_open if is_finite_number(queue_total) and \
+        is_finite_number(still_open) else 0
+    queue_note = (f'<p class="legend">{escape(len(queue))} of {escape(still_open)} open '
+                  f'decisions shown; {escape(closed)} closed (acted on or superseded).</p>'
+                  if closed or (is_finite_number(still_open) and still_open > len(queue)) else "")
     sections = [
         _section("Headline", _headline(data), "headline"),
-        _section("Progress", progress_svg(points, classes) + _class_legend(classes) +
+        _section("Progress", progress_svg(points, labels) + _class_legend(labels, points) +
                  f'\n<p class="legend">{len(points)} runs in ledger order: green dots are kept '
                  f'runs ({kept}), grey dots discarded, red crosses crashes ({crashes}); the green '
                  f'step line is the running best of kept runs; triangles on the top edge are '
                  f'runs beyond the plotted range.</p>', "progress-chart"),
-        _section("Decision Queue", table(queue, QUEUE_COLUMNS, "No decisions in the window.")
+        _section("Decision Queue", table(queue, QUEUE_COLUMNS, "No open decisions in the window.")
                  + queue_note, "decision-queue"),
         _section("Champion Board", _boards(data), "champion-board"),
         _section("Best Lineages", table(data.get("lineages"), LINEAGE_COLUMNS,

@@ -17,6 +17,8 @@ from datetime import timedelta
 from memorylab_core import records
 from memorylab_core.fields import mapping_of, number, run_entry, text_of
 from memorylab_core.facts import CLASS, STATUS, facts_of
+from memorylab_core.decisions import packet_states
+from memorylab_core.noise import class_label
 from memorylab_core.registry import champion_of, ranked_rows
 
 QUEUE_LIMIT = 50
@@ -66,23 +68,29 @@ def _hours(value):
 # Report data
 
 
-def _queue_item(row):
+def _queue_item(row, state):
     entry, packet = run_entry(row), mapping_of(row, "decision_packet")
     item = {key: entry[key] for key in ("run_id", "timestamp_utc", "commit", "status")}
     item.update((key, text_of(packet, key)) for key in ("next_action", "priority", "summary"))
+    item["state"] = state
     return item
 
 
-def decision_queue(rows, indices, limit=QUEUE_LIMIT):
-    """(the ``limit`` most urgent packets of ``rows[indices]``: highest priority first, then
-    latest in the ledger; the number of packets there)."""
+def decision_queue(rows, indices, states, limit=QUEUE_LIMIT):
+    """(the ``limit`` most urgent packets of ``rows[indices]``: open before closed, then
+    highest priority, then latest in the ledger; the number of packets there; the number
+    of them still open). ``states`` is decisions.packet_states of the rows."""
     keyed = []
     for index in indices:
         packet = rows[index].get("decision_packet")
         if isinstance(packet, dict):
             priority = packet.get("priority")
-            keyed.append((PRIORITY_ORDER.get(priority, 3) if isinstance(priority, str) else 3, -index))
-    return [_queue_item(rows[-negative]) for _, negative in heapq.nsmallest(limit, keyed)], len(keyed)
+            keyed.append((states[index] != "open",
+                          PRIORITY_ORDER.get(priority, 3) if isinstance(priority, str) else 3,
+                          -index))
+    chosen = heapq.nsmallest(limit, keyed)
+    queue = [_queue_item(rows[-negative], states[-negative]) for _, _, negative in chosen]
+    return queue, len(keyed), sum(1 for closed, _, _ in keyed if not closed)
 
 
 def _recent_item(row):
@@ -151,7 +159,7 @@ def report_data(rows, registry, *, now, since_hours):
     change = None
     if champion and champion_before and number(champion.get("val_bpb")) is not None:
         change = round(champion["val_bpb"] - champion_before["val_bpb"], 6)
-    queue, total = decision_queue(rows, in_window)
+    queue, total, still_open = decision_queue(rows, in_window, packet_states(rows, facts, registry))
     sections = _dicts(registry.get("classes"))
     series, series_classes = progress_series(rows, facts)
     return {
@@ -173,6 +181,7 @@ def report_data(rows, registry, *, now, since_hours):
         },
         "decision_queue": queue,
         "decision_queue_total": total,
+        "decision_queue_open": still_open,
         "champion_board": _board(registry),
         "class_boards": [{"class": section.get("class"), "label": section.get("label"),
                           "smoke": section.get("smoke"), "experiments": section.get("experiments"),
@@ -187,6 +196,7 @@ def report_data(rows, registry, *, now, since_hours):
         "plateau": registry.get("plateau"),
         "experiments": len(rows),
         "series_classes": series_classes,
+        "series_class_labels": [class_label(key) for key in series_classes],
         "series": series,
     }
 
@@ -209,14 +219,30 @@ def _spread(entry):
     return f"mean of {n:g} runs ± {_fmt(entry.get('sd'))}"
 
 
+def champion_words(champion, quote=str):
+    """The one champion line of log, brief, report (text, markdown and HTML) and show:
+    'run ID on commit C at V val_bpb (mean of n runs ± sd), M GB, S steps: description',
+    ``quote`` applied to the run id and commit; None without a champion."""
+    if not isinstance(champion, dict) or not champion.get("run_id"):
+        return None
+    memory = number(champion.get("memory_gb"))
+    steps = number(champion.get("num_steps"))
+    return (f"run {quote(text_of(champion, 'run_id'))} on commit "
+            f"{quote(text_of(champion, 'commit'))} at {_fmt(number(champion.get('val_bpb')))} "
+            f"val_bpb ({_spread(champion)})"
+            + (f", {memory:.1f} GB" if memory is not None else "")
+            + (f", {steps:g} steps" if steps is not None else "")
+            + f": {' '.join(text_of(champion, 'description').split())}")
+
+
+def champion_line(champion, quote=str, prefix="Champion: "):
+    """``prefix`` + champion_words, or 'none yet' without a champion."""
+    return prefix + (champion_words(champion, quote) or "none yet")
+
+
 def _champion_line(champion):
-    if not champion:
-        return "- Champion: none yet (no kept or discarded run with a val_bpb)"
-    memory = champion.get("memory_gb")
-    memory = f", {memory:.1f} GB" if memory is not None else ""
-    return (f"- Champion: run `{champion.get('run_id')}` (commit `{champion.get('commit')}`) at "
-            f"{_fmt(champion.get('val_bpb'))} val_bpb ({_spread(champion)}){memory}: "
-            f"{' '.join(str(champion.get('description') or '').split())}")
+    line = champion_line(champion, lambda text: f"`{text}`", "- Current champion: ")
+    return line if champion else line + " (no kept or discarded run with a val_bpb)"
 
 
 def _change_line(headline):
@@ -239,9 +265,13 @@ def noise_line(floor):
     if not isinstance(floor, dict) or number(floor.get("sigma")) is None:
         return "unknown"
     if floor.get("source") == "measured":
-        text = (f"σ = {_fmt(floor['sigma'])} (measured sd {_fmt(floor.get('measured_sigma'))} "
-                f"over {floor.get('dof')} dof, shrunk toward the prior "
-                f"{_fmt(floor.get('prior'))}; {floor.get('groups')} replicate group(s))")
+        measured, prior = number(floor.get("measured_sigma")), number(floor.get("prior"))
+        text = (f"σ = {_fmt(floor['sigma'])} (measured"
+                + (f" sd {_fmt(measured)}" if measured is not None else "")
+                + f" over {floor.get('dof')} dof"
+                + (f", shrunk toward the prior {_fmt(prior)}" if prior is not None else "")
+                + (f"; {floor['groups']} replicate group(s)" if floor.get("groups") else "")
+                + ")")
     elif floor.get("groups"):
         text = f"σ = {_fmt(floor['sigma'])} (prior: {floor.get('note') or 'not measurable yet'})"
     else:
@@ -305,7 +335,7 @@ def render_markdown(data):
         "",
         "## Headline",
         "",
-        f"- Experiments in window: {headline.get('experiments', 0)}",
+        f"- Experiments recorded overnight: {headline.get('experiments', 0)}",
         f"- Keep / discard / crash: {counts.get('keep', 0)} / {counts.get('discard', 0)} / "
         f"{counts.get('crash', 0)}",
         _champion_line(headline.get("champion")),
@@ -319,16 +349,20 @@ def render_markdown(data):
     if plateau:
         lines.append(plateau)
     lines += ["", "## Decision Queue", ""]
-    queue = data.get("decision_queue") or []
+    queue = [item for item in data.get("decision_queue") or [] if item.get("state") == "open"]
+    total = data.get("decision_queue_total") or 0
+    still_open = data.get("decision_queue_open", len(queue))
     if queue:
         lines += _table(["Priority", "Action", "Run", "Summary"],
                         [[item["priority"], item["next_action"], item["run_id"], item["summary"]]
                          for item in queue])
-        total = data.get("decision_queue_total", len(queue))
-        if total > len(queue):
-            lines.append(f"\n({total - len(queue)} more decisions in the window not shown.)")
+        if still_open > len(queue):
+            lines.append(f"\n({still_open - len(queue)} more open decisions not shown.)")
     else:
-        lines.append("No decisions in the window.")
+        lines.append("No open decisions in the window.")
+    if total > still_open:
+        lines.append(f"\n{total - still_open} closed decisions in the window (acted on or "
+                     "superseded by a later run, a verdict or a newer champion) not listed.")
     lines += ["", "## Champion Board", ""] + _board_section(data)
     lines += ["", "## Best Lineages", ""]
     lineages = data.get("lineages") or []

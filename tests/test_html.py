@@ -192,9 +192,10 @@ class PageTest(unittest.TestCase):
             self.assertIn(f'<section id="{anchor}">', page)
         self.assertIn("+0.001000", page)
         self.assertIn("-0.010000", page)
-        self.assertIn("n=3, ± 0.000400", page)
+        self.assertIn("Current champion: run r1 on commit abc1234 at 0.980000 val_bpb (mean of 3 "
+                      "runs ± 0.000400), 44.0 GB: best", page)
         self.assertIn("depth 32", page)
-        self.assertIn("1 of 3 shown", page)
+        self.assertIn("1 of 1 open decisions shown; 2 closed (acted on or superseded)", page)
         self.assertIn('<td class="high">high</td>', page)
         self.assertIn("window: last 16 hours", page)
 
@@ -208,7 +209,7 @@ class PageTest(unittest.TestCase):
                            "board": [dict(entry, run_id="r2")]}]))
         self.assertIn("<h3>H100 | 300 s (current)</h3>", page)
         self.assertIn("<h3>&lt;cpu&gt; (CPU smoke runs)</h3>", page)
-        self.assertIn("σ = 0.000400 (measured, dof 3)", page)
+        self.assertIn("σ = 0.000400 (measured over 3 dof)", page)
         self.assertIn("2 classes; each has its own board", page)
         self.assertEqual(page.count("<td class=\"id\">r2</td>"), 1)
 

@@ -68,10 +68,14 @@ class ReportData(unittest.TestCase):
         self.assertEqual(headline["change_vs_before_window"], -0.005)
         self.assertEqual(data["window"]["start_utc"], "2026-01-01T14:00:00Z")
 
-    def test_decision_queue_highest_priority_then_newest(self):
-        queue = report(night())["decision_queue"]
-        self.assertEqual([item["run_id"] for item in queue],
-                         ["run05", "run04", "run07", "run06", "run03"])
+    def test_decision_queue_open_first_then_highest_priority_then_newest(self):
+        data = report(night())
+        queue = data["decision_queue"]
+        # one branch: the latest run's packet is open, every earlier one was acted on
+        self.assertEqual([(item["run_id"], item["state"]) for item in queue],
+                         [("run07", "open"), ("run05", "closed"), ("run04", "closed"),
+                          ("run06", "closed"), ("run03", "closed")])
+        self.assertEqual((data["decision_queue_total"], data["decision_queue_open"]), (5, 1))
 
     def test_recent_ledger_latest_ten_newest_first(self):
         rows = [run(n, "discard", 1.0, f"2026-01-02T00:{n:02d}:00Z") for n in range(1, 15)]
@@ -134,10 +138,16 @@ class Markdown(unittest.TestCase):
         self.assertEqual(positions, sorted(positions))
         self.assertIn("Generated 2026-01-02T06:00:00Z; window: the last 16 h "
                       "(since 2026-01-01T14:00:00Z).", markdown)
-        self.assertIn("- Experiments in window: 5\n", markdown)
-        self.assertIn("- Keep / discard / crash: 2 / 2 / 1\n", markdown)
-        self.assertIn("- Champion: run `run04` (commit `0000004`) at 0.990000 val_bpb "
-                      "(provisional: a single run), 45.0 GB: idea 4", markdown)
+        # the lines operators' scripts grep, exactly
+        self.assertIn("\n- Experiments recorded overnight: 5\n", markdown)
+        self.assertIn("\n- Keep / discard / crash: 2 / 2 / 1\n", markdown)
+        self.assertIn("\n- Current champion: run `run04` on commit `0000004` at 0.990000 val_bpb "
+                      "(provisional: a single run), 45.0 GB: idea 4\n", markdown)
+        # the queue holds only open items and counts the closed ones
+        queue = markdown[markdown.index("## Decision Queue"):markdown.index("## Champion Board")]
+        self.assertIn("| medium | replicate | run07 | summary 7 |", queue)
+        self.assertNotIn("run05", queue)
+        self.assertIn("4 closed decisions in the window", queue)
         self.assertIn("- Change vs the champion before the window: -0.005000 val_bpb "
                       "(was run `run02` at 0.995000)", markdown)
         self.assertIn("- Noise floor: σ = 0.001000 (prior; no replicates yet)", markdown)
@@ -153,7 +163,7 @@ class Markdown(unittest.TestCase):
         markdown = render.render_markdown(report([]))
         for section in SECTIONS:
             self.assertIn(section, markdown)
-        self.assertIn("- Champion: none yet", markdown)
+        self.assertIn("- Current champion: none yet", markdown)
 
     def test_replicated_champion_shows_n_and_spread_and_plateau(self):
         rows = [run(1, "keep", 0.9900, "2026-01-02T00:00:00Z", commit="aaaaaaa"),
