@@ -70,13 +70,8 @@ def _bad_lines_json(bad):
 
 
 def _champion_line(champion):
-    if not champion:
-        return "Champion: none yet"
-    memory = champion.get("memory_gb")
-    memory_text = f", {memory:.1f} GB" if isinstance(memory, (int, float)) else ""
-    return _one_line(f"Champion: {champion.get('run_id')} ({champion.get('commit')}) "
-                     f"val_bpb {_num(champion.get('val_bpb'))}{memory_text}: "
-                     f"{champion.get('description') or ''}")
+    from memorylab_core.render import champion_line
+    return _one_line(champion_line(champion))
 
 
 def _guard_lines(guard):

@@ -508,7 +508,7 @@ def _throughput(case):
 def noise_advice(floor, baseline_commit):
     """What to do about the noise: measure it (while σ is the prior) or heed the warning."""
     if floor.get("source") != "measured":
-        return (f"noise not measured yet in this class: rerun the baseline (commit "
+        return (f"not measured yet in this class: rerun the baseline (commit "
                 f"{baseline_commit or '?'}) with {SEED_ENV}=43 and 44, logged with --mode "
                 "replicate")
     return floor.get("warning")

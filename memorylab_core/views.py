@@ -191,16 +191,24 @@ def _dict_delta(a, b, skip=()):
 # ---------------------------------------------------------------- brief
 
 def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
-    """One screen for an agent starting or resuming a session.
-
-    Champion (with its replicate n and spread when the registry knows them), noise
-    floor, the last decisions, failure clusters to avoid, status counts, plateau
-    flag and the next recommended action."""
+    """One screen for an agent starting or resuming a session, read from the board
+    (the registry): the champion (with its replicate n, spread and steps), the noise
+    floor, the decisions (open ones first, closed ones counted), the discarded ideas
+    to avoid (replicates never among them), crashes, status counts, plateau and the
+    next recommended action."""
+    from .decisions import packet_states
+    from .facts import facts_of
     registry = registry if isinstance(registry, dict) else {}
     champion = registry.get("champion") if isinstance(registry.get("champion"), dict) else None
     counts = dict({status: 0 for status in STATUSES}, **(registry.get("status_counts") or {}))
+    states = packet_states(rows, facts_of(rows), registry)
+    with_packets = [index for index, state in enumerate(states) if state is not None]
+    still_open = [index for index in with_packets if states[index] == "open"]
+    chosen = sorted(still_open, reverse=True)[:last]
+    chosen += sorted(set(with_packets) - set(still_open), reverse=True)[:last - len(chosen)]
     recent_packets = []
-    for row in _newest_first([r for r in rows if isinstance(r.get("decision_packet"), dict)]):
+    for index in chosen:
+        row = rows[index]
         packet = row["decision_packet"]
         recent_packets.append({
             "run_id": text_of(row, "run_id"),
@@ -210,9 +218,8 @@ def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
             "priority": text_of(packet, "priority"),
             "summary": text_of(packet, "summary"),
             "description": text_of(row, "description"),
+            "state": states[index],
         })
-        if len(recent_packets) >= last:
-            break
     clusters = [
         {"label": text_of(c, "label"), "size": c.get("size"), "crashes": c.get("crashes"),
          "best_val_bpb": c.get("best_val_bpb")}
@@ -229,7 +236,10 @@ def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
         "noise_floor": noise,
         "plateau": plateau,
         "last_decisions": recent_packets,
-        "failure_clusters": clusters,
+        "open_decisions": len(still_open),
+        "closed_decisions": len(with_packets) - len(still_open),
+        "failure_clusters": [c for c in clusters if not c["crashes"]],
+        "crash_clusters": [c for c in clusters if c["crashes"]],
         "next_action": _next_action(recent_packets, champion, plateau),
     }
 
@@ -240,22 +250,24 @@ def _champion_summary(champion):
     if not champion:
         return None
     summary = {key: champion.get(key) for key in
-               ("run_id", "commit", "val_bpb", "memory_gb", "description", "n", "sd")}
+               ("run_id", "commit", "val_bpb", "memory_gb", "description", "n", "sd",
+                "num_steps")}
     summary["n"] = summary["n"] or 1
     summary["provisional"] = bool(champion.get("provisional", summary["n"] < 2))
     return summary
 
 
 def _next_action(recent_packets, champion, plateau):
-    """What to do next: explore on a plateau, else the newest run's packet action."""
+    """What to do next: explore on a plateau, else the newest open packet's action."""
     if not champion and not recent_packets:
         return {"action": "baseline",
-                "reason": "no runs yet: run train.py unmodified to record the baseline"}
+                "reason": "no runs yet: run train.py unmodified to record the baseline, "
+                          "then rerun it with AUTORESEARCH_SEED=43 and 44 (--mode replicate)"}
     if plateau and plateau.get("plateau"):
         return {"action": "explore",
                 "reason": text_of(plateau, "recommendation")
                 or "plateau: the last runs brought no gain beyond the noise floor"}
-    if recent_packets:
+    if recent_packets and recent_packets[0]["state"] == "open":
         packet = recent_packets[0]
         return {"action": packet["next_action"], "run_id": packet["run_id"],
                 "reason": packet["summary"]}
@@ -372,37 +384,36 @@ def format_compare(comparison: dict, diff: str | None = None) -> str:
 
 
 def format_brief(brief: dict) -> str:
+    from .render import champion_line, noise_line
     counts = brief["status_counts"]
     lines = [f"MemoryLab brief ({brief['generated_at']}): {brief['experiments']} runs, "
              f"keep/discard/crash {counts.get('keep', 0)}/{counts.get('discard', 0)}/"
-             f"{counts.get('crash', 0)}"]
-    champ = brief["champion"]
-    if champ:
-        spread = "" if champ.get("sd") is None else f" ± {champ['sd']:.6f}"
-        tag = " (provisional: single run)" if champ.get("provisional") else ""
-        lines.append(f"Champion: {champ['run_id']} {champ.get('commit') or ''} "
-                     f"val_bpb {_num(champ.get('val_bpb'))}{spread} (n={champ['n']}){tag}")
-        lines.append(f"  {champ.get('description') or ''}")
-    else:
-        lines.append("Champion: none yet")
+             f"{counts.get('crash', 0)}",
+             champion_line(brief["champion"])]
+    if brief["champion"]:
+        lines.append(f"Best so far (keep a run only below it): "
+                     f"{_num(brief['champion'].get('val_bpb'))} val_bpb")
     if brief.get("comparability_class"):
         lines.append(f"Comparability class: {brief['comparability_class']}")
-    noise = brief.get("noise_floor")
-    if noise and noise.get("sigma") is not None:
-        lines.append(f"Noise floor: sigma {noise['sigma']:.6f} ({noise.get('source', '?')}"
-                     f", dof {noise.get('dof', '-')})")
+    if brief.get("noise_floor"):
+        lines.append(f"Noise floor: {noise_line(brief['noise_floor'])}")
     plateau = brief.get("plateau")
     if plateau and plateau.get("plateau"):
         lines.append("Plateau: the last runs brought no gain beyond the noise floor")
     if brief["last_decisions"]:
-        lines.append("Last decisions:")
+        lines.append(f"Decisions ({brief.get('open_decisions', 0)} open, "
+                     f"{brief.get('closed_decisions', 0)} closed; open first):")
         for d in brief["last_decisions"]:
-            lines.append(f"  {d['run_id']} {d['status']:<7} {d['next_action']}/{d['priority']}: "
-                         f"{d['summary']}")
+            lines.append(f"  [{d['state']}] {d['run_id']} {d['status']:<7} "
+                         f"{d['next_action']}/{d['priority']}: {d['summary']}")
     if brief["failure_clusters"]:
-        lines.append("Avoid (failure clusters):")
+        lines.append("Avoid (discarded ideas):")
         for c in brief["failure_clusters"]:
-            lines.append(f"  {c['label']} (size {c['size']}, crashes {c['crashes']})")
+            lines.append(f"  {c['label']} (size {c['size']})")
+    if brief.get("crash_clusters"):
+        lines.append("Crashes (a fix of a crashed idea is allowed):")
+        for c in brief["crash_clusters"]:
+            lines.append(f"  {c['label']} (size {c['size']})")
     action = brief["next_action"]
     lines.append(f"Next: {action['action']}: {action['reason']}")
     return "\n".join(one_line(line) for line in lines)

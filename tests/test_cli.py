@@ -142,7 +142,7 @@ class LogTest(LabCase):
         self.assertIn("memory: 43.9 GB", result.out)
         self.assertIn("Decision packet: action=promote priority=high summary=Promote run "
                       f"{run_id}: first champion recorded at 0.991234 val_bpb.", result.out)
-        self.assertIn(f"Champion: {run_id}", result.out)
+        self.assertIn(f"Champion: run {run_id} on commit ", result.out)
         self.assertLessEqual(SPEC_FIELDS | ADDED_FIELDS, set(record))
         self.assertEqual(record["timestamp_utc"], NOW)
         self.assertEqual(record["branch"], "main")

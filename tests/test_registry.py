@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -294,16 +293,15 @@ class FailureClusters(unittest.TestCase):
 
 
 class Linear(unittest.TestCase):
-    def test_ten_thousand_runs_quickly(self):
+    def test_ten_thousand_runs(self):
+        """Speed is measured by tests/bench_memorylab.py, not asserted here."""
         rows = []
         for n in range(10000):
             status = ("keep", "discard", "discard", "crash")[n % 4]
             rows.append(run(n, status, None if status == "crash" else 1.0 - (n % 97) / 1e4,
                             commit=f"{n // 2:07x}", parent=f"{max(0, n // 2 - 1):07x}",
                             provenance=H100, error={"summary": f"ValueError: bad {n}"}))
-        start = time.perf_counter()
         reg = registry.build_registry(rows)
-        self.assertLess(time.perf_counter() - start, 2.0)  # ~0.1 s; generous for slow CI
         self.assertEqual(reg["experiments"], 10000)
 
 

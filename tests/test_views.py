@@ -125,8 +125,8 @@ class BriefDataTest(unittest.TestCase):
         self.assertEqual(brief["next_action"]["action"], "replicate")
         self.assertEqual(brief["status_counts"], {"keep": 2, "discard": 0, "crash": 0})
         text = views.format_brief(brief)
-        self.assertIn("± 0.000400 (n=3)", text)
-        self.assertIn("sigma 0.000500 (measured", text)
+        self.assertIn("at 0.990000 val_bpb (mean of 3 runs ± 0.000400)", text)
+        self.assertIn("Noise floor: σ = 0.000500 (measured over 4 dof)", text)
         self.assertIn("crash: out of memory", text)
         registry["plateau"] = {"plateau": True, "recommendation": "try explore mode"}
         brief = views.brief_data(rows, registry, now="2026-01-01T02:00:00Z")
@@ -219,9 +219,11 @@ class QueryCliTest(LabCase):
 
     def test_brief_text_and_json(self):
         text = self.ok("brief").out
-        self.assertIn(f"Champion: {self.ids[1]}", text)
-        self.assertIn("(n=1) (provisional: single run)", text)
-        self.assertIn("Noise floor: sigma 0.001000 (prior", text)
+        self.assertIn(f"Champion: run {self.ids[1]} on commit ", text)
+        self.assertIn("(provisional: a single run), 43.9 GB, 953 steps", text)
+        self.assertIn("Best so far (keep a run only below it): 0.990000 val_bpb", text)
+        self.assertIn("Noise floor: σ = 0.001000 (prior", text)
+        self.assertIn("Decisions (1 open, 2 closed; open first):\n  [open] ", text)
         self.assertIn("Next: fix_and_retry", text)
         self.assertIn("out of memory", text)
         data = self.ok("brief", "--json", "--last", "2").json()
