@@ -65,7 +65,7 @@ from memorylab_core.evidence import role_of
 from memorylab_core.failures import error_text, looks_like_oom
 from memorylab_core.fields import memory_gb_of, metric, status_of, text_of, val_bpb_of
 from memorylab_core.facts import CLASS, GROUP, STATUS
-from memorylab_core.registry import group_entry, ranking
+from memorylab_core.registry import group_entry, is_refuted, ranking
 
 ACTIONS = ("promote", "branch_followup", "replicate", "retry", "abandon", "fix_and_retry",
            "investigate_crash")
@@ -177,7 +177,7 @@ def _promoted(row):
     return isinstance(packet, dict) and packet.get("next_action") == "promote"
 
 
-def _without_last(group, facts):
+def _without_last(group, rows, facts):
     """A copy of a replicate group without its last run (the record), or None."""
     indices = group["indices"][:-1]
     if not indices:
@@ -185,7 +185,7 @@ def _without_last(group, facts):
     first = next((index for index in indices if facts[index][STATUS] == "keep"), indices[0])
     return {"key": group["key"], "indices": indices, "values": group["values"][:-1],
             "kept": sum(1 for index in indices if facts[index][STATUS] == "keep"),
-            "first": first}
+            "first": first, "refuted": is_refuted(rows, indices)}
 
 
 def _view(record, board):
@@ -199,14 +199,13 @@ def _view(record, board):
     groups = dict(section.groups)
     mine = None
     if key is not None and key in groups:
-        mine = _without_last(groups[key], facts)
+        mine = _without_last(groups[key], ranked, facts)
         if mine is None:
             del groups[key]
         else:
             groups[key] = mine
     sides = [_Side(group_entry(ranked, group, class_key), group["values"])
              for group in ranking(groups, 2)]
-    first_ranked = ranked[0] if ranked else None
     return {
         "class": class_key,
         "champion": sides[0] if sides else None,
@@ -217,7 +216,7 @@ def _view(record, board):
                        if mine else set(),
         "group_commit": text_of(ranked[mine["indices"][0]], "commit") if mine else "",
         "group_promoted": bool(mine) and any(_promoted(ranked[index]) for index in mine["indices"]),
-        "baseline_commit": text_of(first_ranked, "commit") if first_ranked else "",
+        "baseline_commit": text_of(ranked[0], "commit") if ranked else "",
         "floor": section.floor,
         "plateau": section.plateau,
     }

@@ -72,24 +72,31 @@ def assess(idea, history, **options):
     guard["fix_of"] = None
     if not crashes:
         return guard
-    found = novelty.assess(idea, crashes, **options)
-    if not found["top_matches"]:
-        return guard
-    match = found["top_matches"][0]
-    crash = next((row for row in reversed(crashes) if row.get("run_id") == match["run_id"]),
-                 crashes[-1])
-    text = error_text(crash.get("error"))
-    oom = looks_like_oom(text)
-    identical = match.get("relation") == "code"
-    guard["fix_of"] = {"run_id": match["run_id"], "commit": match.get("commit"),
+    # the same code as a crash (seen with --code), else the same idea in words: a fix
+    # changes the code, so the crash is matched by its description, not its config
+    config = options.get("config")
+    code = config.get("code_sha256") if isinstance(config, dict) else None
+    crash = next((row for row in reversed(crashes) if code and isinstance(row.get("config"), dict)
+                  and row["config"].get("code_sha256") == code), None)
+    identical = crash is not None
+    if crash is None:
+        words_only = {key: options[key] for key in ("mode", "threshold", "limit", "base_constants")
+                      if key in options}
+        found = novelty.assess(idea, crashes, **words_only)["top_matches"]
+        if not found:
+            return guard
+        crash = next(row for row in reversed(crashes) if row.get("run_id") == found[0]["run_id"])
+    run_id = crash.get("run_id")
+    oom = looks_like_oom(error_text(crash.get("error")))
+    guard["fix_of"] = {"run_id": run_id, "commit": crash.get("commit"),
                        "error": crash_kind(crash.get("error")), "out_of_memory": oom,
                        "identical_config": identical}
-    words = f"fix of crashed run {match['run_id']} ({guard['fix_of']['error']})"
+    words = f"fix of crashed run {run_id} ({guard['fix_of']['error']})"
     if identical and oom:
         guard["policy"] = {"mode": guard["mode"], "decision": "block",
-                           "rationale": f"identical config of run {match['run_id']}, which ran "
-                                        "out of memory: make it smaller (batch, sequence or "
-                                        "model size) first"}
+                           "rationale": f"identical config of run {run_id}, which ran out of "
+                                        "memory: make it smaller (batch, sequence or model "
+                                        "size) first"}
     elif guard["classification"] == "novel":
         rationale = words + (": the same code as the crash, fine for a transient failure"
                              if identical else ": allowed, judged on its own result")

@@ -202,7 +202,7 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             board = registry.Board(rows + [slim], now=now)  # the one board of this command
             record["decision_packet"] = decisions.decide(record, board, guard,
                                                          noise_factor=noise_factor)
-            slim["decision_packet"] = store_module.slim_row(record, None)["decision_packet"]
+            board.record_decision(store_module.slim_row(record, None)["decision_packet"])
             record["artifacts"] = _artifacts(store, record["run_id"], staged)
             _write_packet(store, staged, record["decision_packet"])
             registry_after = board.registry

@@ -82,9 +82,9 @@ def group_runs(rows, facts=None):
     """{replicate key: group} over the rows that may rank (pass one class's rows).
 
     A group holds ``indices`` (into ``rows``), ``values``, ``kept`` (count of kept runs),
-    and ``first`` (index of its first kept run, else of its first run: the original idea).
-    Keys are noise.replicate_key: the config fingerprint, else the commit, else the run.
-    ``facts`` (facts_of the rows) saves recomputing.
+    ``first`` (index of its first kept run, else of its first run: the original idea) and
+    ``refuted`` (is_refuted). Keys are noise.replicate_key: the config fingerprint, else
+    the commit, else the run. ``facts`` (facts_of the rows) saves recomputing.
     """
     facts = facts_of(rows) if facts is None else facts
     groups = {}
@@ -102,7 +102,19 @@ def group_runs(rows, facts=None):
             if not group["kept"]:
                 group["first"] = index
             group["kept"] += 1
+    for group in groups.values():
+        group["refuted"] = is_refuted(rows, group["indices"])
     return groups
+
+
+def is_refuted(rows, indices):
+    """A replicated group whose latest run's packet said ``abandon``: its replicates
+    refuted it, so it may not be the champion however low its mean (its commit was
+    reset)."""
+    if len(indices) < 2:
+        return False
+    packet = rows[indices[-1]].get("decision_packet")
+    return isinstance(packet, dict) and packet.get("next_action") == "abandon"
 
 
 def _score(group):
@@ -112,9 +124,11 @@ def _score(group):
 
 
 def ranking(groups, count):
-    """The ``count`` best groups by mean: groups with a kept run, else all of them."""
+    """The ``count`` best groups by mean: groups with a kept run, else all of them;
+    refuted groups after all others."""
     pool = [group for group in groups.values() if group["kept"]] or list(groups.values())
-    return heapq.nsmallest(count, pool, key=lambda group: (_score(group), group["indices"][0]))
+    return heapq.nsmallest(count, pool, key=lambda group: (group.get("refuted", False),
+                                                           _score(group), group["indices"][0]))
 
 
 def group_entry(rows, group, class_key=None):
@@ -131,6 +145,7 @@ def group_entry(rows, group, class_key=None):
     entry["val_bpb"] = summary["mean"]
     entry.update(summary)
     entry["provisional"] = summary["n"] < 2
+    entry["refuted"] = bool(group.get("refuted"))
     entry["group"] = group["key"]
     entry["class"] = class_key
     entry["seeds"] = sorted({noise.run_seed(rows[index]) for index in group["indices"]})
@@ -270,6 +285,7 @@ class Section:
 
     def summary(self):
         latest = self.rows[-1] if self.rows else {}
+        first = self.ranked[0] if self.ranked else {}
         return {
             "class": self.key,
             "label": noise.class_label(self.key),
@@ -278,6 +294,7 @@ class Section:
             "status_counts": status_counts(self.rows, [fact[STATUS] for fact in self.facts]),
             "latest_run_id": text_of(latest, "run_id"),
             "latest_timestamp_utc": text_of(latest, "timestamp_utc"),
+            "baseline_commit": text_of(first, "commit") or None,
             "champion": self.champion,
             "challengers": self.challengers,
             "replicate_groups": sum(1 for group in self.groups.values()
@@ -352,16 +369,35 @@ class Board:
             if key not in order:
                 order.append(key)
         self._by_class, self._plateau_window = by_class, plateau_window
+        self._order, self._now = order, now
         self._sections = {}
-        summaries = [self.section(key).summary() for key in order]
+        self._registry = None
+
+    def record_decision(self, packet):
+        """Set the decision packet of the last row (the run being logged) once decided:
+        it may refute its replicate group, so its class is ranked again."""
+        self.rows[-1]["decision_packet"] = packet
+        self._sections.pop(self.classes[-1], None)
+        self._registry = None
+
+    @property
+    def registry(self):
+        """The JSON-ready registry (champion_challenger.json)."""
+        if self._registry is None:
+            self._registry = self._summary()
+        return self._registry
+
+    def _summary(self):
+        rows, facts, classes, current = self.rows, self.facts, self.classes, self.current
+        summaries = [self.section(key).summary() for key in self._order]
         statuses = [fact[STATUS] for fact in facts]
         top = summaries[0] if summaries else {
             "champion": None, "challengers": [], "noise_floor": dict(noise.noise_floor([]),
                                                                      warning=None),
-            "plateau": plateau_of([], noise.PRIOR_SIGMA, plateau_window)}
-        self.registry = {
+            "plateau": plateau_of([], noise.PRIOR_SIGMA, self._plateau_window)}
+        return {
             "schema_version": SCHEMA_VERSION,
-            "generated_at_utc": now,
+            "generated_at_utc": self._now,
             "experiments": len(rows),
             "status_counts": status_counts(rows, statuses),
             "current_class": current,
@@ -371,7 +407,7 @@ class Board:
             "noise_floor": top["noise_floor"],
             "plateau": top["plateau"],
             "classes": summaries,
-            "class_count": len(by_class),
+            "class_count": len(self._by_class),
             "lineages": lineages(rows, ranks=[key == current for key in classes],
                                  statuses=statuses, values=[fact[VALUE] for fact in facts],
                                  commits=[fact[COMMIT] for fact in facts],

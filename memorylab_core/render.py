@@ -296,6 +296,8 @@ def _board_table(board):
         rank = entry.get("rank")
         if rank == 1 and (number(entry.get("n")) or 1) < 2:
             rank = "1 (provisional)"
+        elif entry.get("refuted"):
+            rank = f"{rank} (refuted)"
         rows.append([rank, entry.get("run_id"), entry.get("commit"), _fmt(entry.get("val_bpb")),
                      entry.get("n") or 1, _fmt(entry.get("sd")), _fmt(entry.get("delta")),
                      _fmt(entry.get("memory_gb"), 1), entry.get("status"),

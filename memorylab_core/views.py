@@ -196,7 +196,7 @@ def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
     floor, the decisions (open ones first, closed ones counted), the discarded ideas
     to avoid (replicates never among them), crashes, status counts, plateau and the
     next recommended action."""
-    from .decisions import packet_states
+    from .decisions import noise_advice, packet_states
     from .facts import facts_of
     registry = registry if isinstance(registry, dict) else {}
     champion = registry.get("champion") if isinstance(registry.get("champion"), dict) else None
@@ -227,6 +227,9 @@ def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
     ]
     noise = registry.get("noise_floor") if isinstance(registry.get("noise_floor"), dict) else None
     plateau = registry.get("plateau") if isinstance(registry.get("plateau"), dict) else None
+    sections = registry.get("classes") if isinstance(registry.get("classes"), list) else []
+    current = sections[0] if sections and isinstance(sections[0], dict) else {}
+    advice = noise_advice(noise, current.get("baseline_commit")) if noise and champion else None
     return {
         "generated_at": now,
         "experiments": len(rows),
@@ -234,13 +237,14 @@ def brief_data(rows, registry: dict, *, now: str, last: int = 5) -> dict:
         "champion": _champion_summary(champion),
         "comparability_class": registry.get("current_class_label"),
         "noise_floor": noise,
+        "noise_advice": advice,
         "plateau": plateau,
         "last_decisions": recent_packets,
         "open_decisions": len(still_open),
         "closed_decisions": len(with_packets) - len(still_open),
         "failure_clusters": [c for c in clusters if not c["crashes"]],
         "crash_clusters": [c for c in clusters if c["crashes"]],
-        "next_action": _next_action(recent_packets, champion, plateau),
+        "next_action": _next_action(recent_packets, champion, plateau, noise),
     }
 
 
@@ -257,12 +261,18 @@ def _champion_summary(champion):
     return summary
 
 
-def _next_action(recent_packets, champion, plateau):
-    """What to do next: explore on a plateau, else the newest open packet's action."""
+def _next_action(recent_packets, champion, plateau, noise=None):
+    """What to do next: measure the noise while σ is the prior, explore on a plateau,
+    else the newest open packet's action."""
     if not champion and not recent_packets:
         return {"action": "baseline",
                 "reason": "no runs yet: run train.py unmodified to record the baseline, "
                           "then rerun it with AUTORESEARCH_SEED=43 and 44 (--mode replicate)"}
+    last = recent_packets[0]["next_action"] if recent_packets else None
+    if champion and (noise or {}).get("source") == "prior" and last in ("promote", None):
+        return {"action": "replicate",
+                "reason": "measure the noise first: rerun the baseline with "
+                          "AUTORESEARCH_SEED=43 and 44 (--mode replicate)"}
     if plateau and plateau.get("plateau"):
         return {"action": "explore",
                 "reason": text_of(plateau, "recommendation")
@@ -397,6 +407,8 @@ def format_brief(brief: dict) -> str:
         lines.append(f"Comparability class: {brief['comparability_class']}")
     if brief.get("noise_floor"):
         lines.append(f"Noise floor: {noise_line(brief['noise_floor'])}")
+    if brief.get("noise_advice") and (brief["noise_floor"] or {}).get("source") == "prior":
+        lines.append(f"Noise: {brief['noise_advice']}")
     plateau = brief.get("plateau")
     if plateau and plateau.get("plateau"):
         lines.append("Plateau: the last runs brought no gain beyond the noise floor")
