@@ -167,7 +167,8 @@ class Markdown(unittest.TestCase):
 
     def test_replicated_champion_shows_n_and_spread_and_plateau(self):
         rows = [run(1, "keep", 0.9900, "2026-01-02T00:00:00Z", commit="aaaaaaa"),
-                run(2, "keep", 0.9902, "2026-01-02T00:01:00Z", commit="aaaaaaa")]
+                run(2, "keep", 0.9902, "2026-01-02T00:01:00Z", commit="aaaaaaa",
+                    action="branch_followup")]
         rows += [run(n, "discard", 0.9950, f"2026-01-02T00:{n:02d}:00Z") for n in range(3, 13)]
         markdown = render.render_markdown(report(rows))
         self.assertIn("at 0.990100 val_bpb (mean of 2 runs ± 0.000141)", markdown)
