@@ -497,7 +497,7 @@ def _throughput(case):
     found = {"num_steps": steps, "champion_num_steps": theirs, "gap": round(gap, 4),
              "total_tokens_M": metric(case.record, "total_tokens_M"),
              "champion_run_id": champion.run_id, "note": None}
-    if abs(gap) > THROUGHPUT_GAP:
+    if abs(gap) > THROUGHPUT_GAP + EPSILON:
         found["note"] = (f"{abs(gap):.0%} {'fewer' if gap < 0 else 'more'} steps than champion "
                          f"{champion.run_id} ({steps:g} vs {theirs:g}): the Δ may be throughput "
                          "rather than the idea")

@@ -129,14 +129,19 @@ class LabCase(unittest.TestCase):
         self.assertEqual(result.code, 0, result)
         return result
 
-    def fails(self, *argv, **kw):
-        """Assert a one-line `error:` on stderr, exit 1 and no file changed."""
+    def fails(self, *argv, expect=None, **kw):
+        """Assert a refusal: a one-line `error:` on stderr that is not the CLI's
+        internal-error backstop (a bug must never pass as a refusal) and contains
+        `expect` when given, exit 1 and no file changed. Returns the line."""
         before = self.snapshot()
         result = self.cli(*argv, **kw)
         self.assertEqual(result.code, 1, result)
         lines = result.err.strip().splitlines()
         self.assertEqual(len(lines), 1, result.err)
         self.assertTrue(lines[0].startswith("error: "), result.err)
+        self.assertNotIn("internal error", lines[0], result.err)
+        if expect is not None:
+            self.assertIn(expect, lines[0], result.err)
         self.assertEqual(self.snapshot(), before, "a failed command wrote files")
         return lines[0]
 

@@ -279,5 +279,61 @@ class JunkInput(unittest.TestCase):
         self.assertEqual(packet["next_action"], "retry")
 
 
+class ExactBoundaries(unittest.TestCase):
+    """Each boundary on both sides (σ = the prior 0.001, k = 2, band 0.0015)."""
+
+    def test_a_gain_of_exactly_k_sigma_promotes(self):
+        history = [run(1, "keep", 1.000)]
+        self.assertEqual(decide(history, run(2, "keep", 0.998))["next_action"], "promote")
+        packet = decide(history, run(2, "keep", 0.998001))
+        self.assertEqual(packet["next_action"], "replicate")
+        self.assertIn("Δ=0.001999 < 2σ=0.002000", packet["summary"])
+
+    def test_a_tie_is_no_win_and_the_earlier_run_stays_champion(self):
+        history = [run(1, "keep", 1.000)]
+        packet = decide(history, run(2, "keep", 1.000))
+        self.assertNotIn(packet["next_action"], ("promote",))
+        self.assertFalse(packet["comparison"]["is_new_champion"])
+        self.assertEqual(packet["comparison"]["current_champion_run_id"], history[0]["run_id"])
+        board = registry.build_registry(history + [run(2, "keep", 1.000)])
+        self.assertEqual(board["champion"]["run_id"], history[0]["run_id"])
+
+    def test_a_discard_is_never_promoted_even_when_better(self):
+        history = [run(1, "keep", 1.000)]
+        packet = decide(history, run(2, "discard", 0.990))
+        self.assertIn(packet["next_action"], ("abandon", "retry", "branch_followup"))
+
+    def test_a_discard_within_the_band_gets_retry_with_a_variant_not_a_rerun(self):
+        history = [run(1, "keep", 1.000)]
+        packet = decide(history, run(2, "discard", 1.0015))
+        self.assertEqual((packet["next_action"], packet["priority"]), ("retry", "medium"))
+        self.assertIn("try a stronger variant of the idea (a new experiment), not a rerun",
+                      packet["summary"])
+        self.assertIsNone(packet["replicate"])  # nothing to rerun: check would block it
+        self.assertEqual(decide(history, run(2, "discard", 1.0016))["next_action"], "abandon")
+
+    def test_replication_is_bounded_to_two_extra_seeds(self):
+        champion = run(1, "keep", 1.000, commit="aaaaaaa", provenance=H100)
+        history = [champion, run(2, "keep", 1.0004, commit="aaaaaaa", provenance=H100, seed=43)]
+        candidate = [run(3, "keep", 0.9995, commit="bbbbbbb", provenance=H100)]
+        packet = decide(history + candidate, run(4, "keep", 0.9996, commit="bbbbbbb",
+                                                  provenance=H100, seed=43), "duplicate_run")
+        self.assertEqual((packet["next_action"], packet["replicate"]["seeds"]), ("replicate", [44]))
+        candidate.append(run(4, "keep", 0.9996, commit="bbbbbbb", provenance=H100, seed=43))
+        packet = decide(history + candidate, run(5, "keep", 0.9994, commit="bbbbbbb",
+                                                  provenance=H100, seed=44), "duplicate_run")
+        self.assertEqual(packet["next_action"], "abandon")
+        self.assertIn("after 2 extra seeds", packet["summary"])
+        self.assertEqual(packet["test"]["method"], "welch")
+
+    def test_throughput_gap_beyond_five_percent_is_named(self):
+        history = [run(1, "keep", 1.000, metrics={"val_bpb": 1.0, "num_steps": 1000})]
+        near = decide(history, run(2, "discard", 1.01, metrics={"val_bpb": 1.01, "num_steps": 950}))
+        self.assertIsNone(near["throughput"]["note"])
+        far = decide(history, run(2, "discard", 1.01, metrics={"val_bpb": 1.01, "num_steps": 949}))
+        self.assertIn("5% fewer steps than champion", far["summary"])
+        self.assertIn("may be throughput rather than the idea", far["summary"])
+
+
 if __name__ == "__main__":
     unittest.main()
