@@ -295,13 +295,21 @@ def _num(value, digits=6):
     return str(value)
 
 
+def _metric_label(name):
+    """Metric names as the text output shows them: memory in GB everywhere."""
+    return "memory_gb" if name == "peak_vram_mb" else name
+
+
 def _metric_text(name, value, signed=False):
-    """val_bpb at 6 decimals; whole numbers as such; other metrics at 4 decimals."""
+    """val_bpb at 6 decimals; peak VRAM as GB at 1 decimal; whole numbers as such;
+    other metrics at 4 decimals."""
     if value is None:
         return "-"
     sign = "+" if signed else ""
     if name == "val_bpb":
         return format(value, f"{sign}.6f")
+    if name == "peak_vram_mb":
+        return format(value / 1024, f"{sign}.1f")
     if float(value).is_integer():
         return format(int(value), f"{sign}d")
     return format(value, f"{sign}.4f")
@@ -333,7 +341,8 @@ def format_show(record: dict, files: list[str]) -> str:
     if record.get("tags"):
         lines.append(f"  tags: {', '.join(map(str, record.get('tags') or []))}")
     metrics = mapping_of(record, "metrics")
-    shown = [f"{name}={_metric_text(name, metric(record, name))}" for name in METRIC_FIELDS
+    shown = [f"{_metric_label(name)}={_metric_text(name, metric(record, name))}"
+             for name in METRIC_FIELDS
              if metrics.get(name) is not None]
     lines.append("  metrics: " + (" ".join(shown) if shown else "none"))
     error = record.get("error")
@@ -363,7 +372,7 @@ def format_compare(comparison: dict, diff: str | None = None) -> str:
              one_line(f"B: {b['run_id']} ({b['status']}, {b['commit']}) {b['description']}"),
              "Metrics (B - A):"]
     for m in comparison["metrics"]:
-        lines.append(f"  {m['name']:<17} {_metric_text(m['name'], m['a']):>12} "
+        lines.append(f"  {_metric_label(m['name']):<17} {_metric_text(m['name'], m['a']):>12} "
                      f"{_metric_text(m['name'], m['b']):>12} "
                      f"{_metric_text(m['name'], m['delta'], signed=True):>12}")
     delta = comparison["config_delta"]
