@@ -32,10 +32,10 @@ Rules, first match wins:
    opponent: ``promote`` (high) when Δ ≥ kσ, or when the group has n ≥ 2 and a one-sided
    test says its mean is lower at p < 0.05 (Welch when both sides have n ≥ 2, else a t
    test with the measured σ; none while σ is the prior), except that a rerun of an
-   already promoted (or discarded) champion group confirms the champion:
-   ``branch_followup``. Otherwise, inside the noise: ``replicate`` (high) naming the
-   seeds still owed, at most ``REPLICATE_SEEDS`` extra seeds per candidate; once they
-   are run, the verdict is ``abandon`` (medium) with the test that decided it.
+   already promoted champion group confirms the champion: ``branch_followup``.
+   Otherwise, inside the noise: ``replicate`` (high) naming the seeds still owed, at
+   most ``REPLICATE_SEEDS`` extra seeds per candidate; once they are run, the verdict
+   is ``abandon`` (medium) with the test that decided it.
 4. a rerun of the champion's group with no other group: ``branch_followup``; one whose
    mean now trails the runner-up: ``branch_followup`` from the new leader.
 5. a replicate group (n ≥ 2) not better than the champion: ``abandon`` (low).
@@ -364,7 +364,7 @@ def _win(case, delta):
         case.test = _test(case.values, opponent, case.floor)
     test = case.test
     if clear or (test and test["p"] < SIGNIFICANCE):
-        if case.is_champion_group and (case.promoted or case.status != "keep"):
+        if case.is_champion_group and case.promoted:
             return _confirmation(case, delta)
         rationale = "The gain is larger than the noise; build the next experiments on its commit."
         if test:
@@ -378,7 +378,8 @@ def _win(case, delta):
         return ("promote", "high",
                 f"Promote run {case.run_id}: {what}, beats {opponent.run_id} "
                 f"({_fmt(opponent.mean)}) by {case.noise_words(delta)}.", rationale)
-    role = "runner-up" if case.is_champion_group else "champion"
+    # a candidate that leads the board provisionally is measured against the champion
+    role = "runner-up" if case.is_champion_group and case.promoted else "champion"
     if n >= 1 + REPLICATE_SEEDS:
         return ("abandon", "medium",
                 f"Abandon run {case.run_id}: after {n - 1} extra seeds its group averages "
@@ -400,8 +401,7 @@ def _win(case, delta):
 
 def _confirmation(case, delta):
     """Rule 3 for a rerun of the champion's own group that still beats the runner-up
-    when the group was already promoted, or the rerun was discarded: it confirms the
-    champion; it is not a new one."""
+    when the group was already promoted: it confirms the champion; it is not a new one."""
     opponent = case.opponent
     return ("branch_followup", "medium",
             f"Branch a follow-up from champion {case.champion.run_id}: run {case.run_id} "

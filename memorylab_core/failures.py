@@ -71,7 +71,7 @@ def crash_kind(error):
         found = _EXCEPTION.search(source)
         if found:
             message = source[found.end():].split("\n", 1)[0]
-            words = _WORD.findall(message.lower())[:3]
+            words = _WORD.findall(message.lower())[:5]
             return " ".join([found.group(2) + (":" if words else "")] + words)
     words = _WORD.findall(summary.lower())[:4]
     return " ".join(words) if words else "unknown error"

@@ -252,7 +252,7 @@ class FailureClusters(unittest.TestCase):
         clusters = registry.build_registry(rows)["failure_clusters"]
         # equal sizes: the most recently active cluster first
         self.assertEqual([c["label"] for c in clusters],
-                         ["crash: RuntimeError: mat and mat", "crash: out of memory",
+                         ["crash: RuntimeError: mat and mat shapes cannot", "crash: out of memory",
                           "crash: unknown error"])
         self.assertEqual([(c["size"], c["crashes"]) for c in clusters], [(2, 2), (2, 2), (1, 1)])
         self.assertEqual([e["run_id"] for e in clusters[1]["examples"]],
