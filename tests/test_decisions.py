@@ -326,6 +326,20 @@ class ExactBoundaries(unittest.TestCase):
         self.assertIn("after 2 extra seeds", packet["summary"])
         self.assertEqual(packet["test"]["method"], "welch")
 
+    def test_a_discarded_rerun_that_clears_the_noise_promotes_its_candidate(self):
+        # the candidate leads the board provisionally, so its reruns are often logged as
+        # discards (not below "best so far"); the verdict is about the group
+        baseline = [run(n, "keep", v, commit="aaaaaaa", provenance=H100, seed=41 + n,
+                        decision_packet={"next_action": "promote" if n == 1 else "branch_followup"})
+                    for n, v in ((1, 1.0000), (2, 1.0004), (3, 0.9996))]
+        candidate = [run(4, "keep", 0.9985, commit="bbbbbbb", provenance=H100,
+                         decision_packet={"next_action": "replicate"})]
+        packet = decide(baseline + candidate, run(5, "discard", 0.9987, commit="bbbbbbb",
+                                                   provenance=H100, seed=43), "duplicate_run")
+        self.assertEqual(packet["next_action"], "promote")
+        self.assertIn("replicates confirm a new champion at mean 0.998600 val_bpb (n=2)",
+                      packet["summary"])
+
     def test_throughput_gap_beyond_five_percent_is_named(self):
         history = [run(1, "keep", 1.000, metrics={"val_bpb": 1.0, "num_steps": 1000})]
         near = decide(history, run(2, "discard", 1.01, metrics={"val_bpb": 1.01, "num_steps": 950}))
