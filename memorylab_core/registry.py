@@ -304,12 +304,6 @@ class Section:
         }
 
 
-def class_section(rows, class_key, *, plateau_window=PLATEAU_WINDOW, facts=None):
-    """Champion board, noise floor and plateau of the rows of one comparability class."""
-    facts = facts_of(rows) if facts is None else facts
-    return Section(rows, facts, class_key, plateau_window).summary()
-
-
 def current_class(facts):
     """The class of the latest run that carries provenance (crashes and imported rows
     never switch it), skipping CPU smoke classes while another such class has runs.

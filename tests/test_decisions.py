@@ -340,6 +340,18 @@ class ExactBoundaries(unittest.TestCase):
         self.assertIn("replicates confirm a new champion at mean 0.998600 val_bpb (n=2)",
                       packet["summary"])
 
+    def test_noise_larger_than_the_effects_is_said_plainly(self):
+        history = [run(1, "keep", 1.00, commit="aaaaaaa", provenance=H100),
+                   run(2, "keep", 1.10, commit="aaaaaaa", provenance=H100, seed=43),
+                   run(3, "keep", 0.90, commit="aaaaaaa", provenance=H100, seed=44),
+                   run(4, "discard", 1.01, provenance=H100),
+                   run(5, "discard", 1.02, provenance=H100)]
+        packet = decide(history, run(6, "discard", 0.99, provenance=H100))
+        self.assertIn("is larger than the effects being tested", packet["noise"]["advice"])
+        self.assertEqual(packet["summary"].count("larger than the effects"), 1)
+        floor = registry.build_registry(history)["noise_floor"]
+        self.assertIn("one run cannot rank them", floor["warning"])
+
     def test_throughput_gap_beyond_five_percent_is_named(self):
         history = [run(1, "keep", 1.000, metrics={"val_bpb": 1.0, "num_steps": 1000})]
         near = decide(history, run(2, "discard", 1.01, metrics={"val_bpb": 1.01, "num_steps": 950}))

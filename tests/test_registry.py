@@ -98,6 +98,18 @@ class JunkRecords(unittest.TestCase):
 
 
 class ComparabilityClasses(unittest.TestCase):
+    def test_crashes_and_imports_never_switch_the_current_class(self):
+        for provenance in (H100, CPU):
+            rows = [run(1, "keep", 1.00, provenance=provenance),
+                    run(2, "keep", 0.99, provenance=provenance),
+                    run(3, "crash", None, error={"summary": "NameError: x"}),
+                    run(4, "keep", 0.95, imported={"source": "results.tsv", "row": 1})]
+            reg = registry.build_registry(rows)
+            self.assertEqual(reg["current_class"][:10], "device=" + provenance["device"][:3])
+            self.assertEqual(reg["champion"]["run_id"], rows[1]["run_id"])
+            # the crash (no sidecar, so no provenance) counts in the campaign's class
+            self.assertEqual(reg["classes"][0]["status_counts"]["crash"], 1)
+
     def test_cpu_smoke_run_never_displaces_the_gpu_champion(self):
         rows = [run(1, "keep", 1.00, provenance=H100), run(2, "keep", 0.99, provenance=H100),
                 run(3, "keep", 0.50, provenance=CPU)]
