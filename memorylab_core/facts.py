@@ -7,7 +7,8 @@ it beside each slim row as ``_facts``, computed once when the row is indexed (la
 hook), so commands over 100k rows loop over ready tuples instead of re-deriving classes,
 replicate keys and failure signatures from every row. ``facts_of(rows)`` takes the stored
 tuple when there is one and computes it otherwise (full records, tests, a new run).
-``FACTS_VERSION`` names the rule: the index is rebuilt when it changes. This module is
+``FACTS_VERSION`` names the rule: the index is rebuilt when it changes, and so is a
+registry file written under another version (its ``rules_version``). This module is
 light on purpose (its dependencies load on first use): `check` imports it for the version
 and never computes a fact.
 """

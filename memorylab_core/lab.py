@@ -97,9 +97,10 @@ def registry_now(store, rows, now, write=False):
 
 def _registry_and_staleness(store, rows, now, write):
     """(registry_now's result, whether the registry file was stale)."""
+    from . import facts
     current = store.fresh_registry(len(rows), rows)
-    if current is not None:
-        return current, False
+    if current is not None and current.get("rules_version") == facts.FACTS_VERSION:
+        return current, False  # written by the last writer under the same rules
     from . import registry  # only when stale: `check --code` usually never loads it
     current = registry.build_registry(rows, now=now)
     if write and store.initialized():

@@ -51,8 +51,8 @@ import heapq
 import math
 
 from memorylab_core import noise, stats
-from memorylab_core.facts import (CLASS, COMMIT, FAILURE, GROUP, IMPORTED, KNOBS, PARENT, ROLE,
-                                  STATUS, VALUE, facts_of)
+from memorylab_core.facts import (CLASS, COMMIT, FACTS_VERSION, FAILURE, GROUP, IMPORTED, KNOBS,
+                                  PARENT, ROLE, STATUS, VALUE, facts_of)
 from memorylab_core.failures import failure_clusters
 from memorylab_core.fields import metric, run_entry, status_of, text_of
 from memorylab_core.lineages import lineages
@@ -391,6 +391,7 @@ class Board:
             "plateau": plateau_of([], noise.PRIOR_SIGMA, self._plateau_window)}
         return {
             "schema_version": SCHEMA_VERSION,
+            "rules_version": FACTS_VERSION,  # a registry of older rules is rebuilt
             "generated_at_utc": self._now,
             "experiments": len(rows),
             "status_counts": status_counts(rows, statuses),

@@ -244,6 +244,24 @@ class Campaign(LabCase):
         self.assertIn("- Keep / discard / crash: 5 / 5 / 2\n", markdown)
         self.note("at the end", *brief.splitlines())
 
+class UpgradedStore(Campaign):
+    """A registry file written under older rules is rebuilt, not served."""
+
+    def test_a_night(self):
+        self.train(1.0)
+        self.log("baseline", "keep")
+        path = self.path("results", "memorylab", "champion_challenger.json")
+        with open(path) as f:
+            old = json.load(f)
+        old.pop("rules_version")
+        old["champion"] = None  # what the earlier rules said after a crash
+        with open(path, "w") as f:
+            json.dump(old, f)
+        ledger = os.path.getmtime(self.path("results", "memorylab", "experiments.jsonl"))
+        os.utime(path, (ledger + 10, ledger + 10))  # newer than the ledger: looks fresh
+        self.assertIn("Champion: run ", self.brief())
+
+
 
 class CpuCampaign(Campaign):
     """The same night on a CPU class (shrunken constants, as tests/cpu_smoke.py runs)."""
