@@ -332,8 +332,8 @@ def _contender(case):
                 "sets the baseline.")
     if opponent is None:
         return ("branch_followup", "medium",
-                f"Branch a follow-up from run {case.run_id}: it reruns champion "
-                f"{case.champion.run_id}, now {_fmt(mean)} val_bpb over n={n} runs.",
+                f"Branch a follow-up from champion {case.champion.run_id}: run {case.run_id} "
+                f"reruns it, now {_fmt(mean)} val_bpb over n={n} runs.",
                 "The baseline is replicated and nothing else competes yet; build the next idea "
                 "on it.")
     delta = opponent.mean - mean

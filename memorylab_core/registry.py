@@ -135,13 +135,16 @@ def group_entry(rows, group, class_key=None):
     """A board entry: the group's representative run (its first kept run) plus the group.
 
     ``val_bpb`` is the group mean (the run's own value when n = 1; ``run_val_bpb`` keeps
-    the run's), with n, sd, min, max, ``provisional`` (rests on a single run), the seeds
-    used and the last run ids of the group.
+    the run's), with n, sd, min, max, ``provisional`` (rests on a single run),
+    ``refuted``, ``num_steps`` (the group's mean: throughput varies between reruns), the
+    seeds used and the last run ids of the group.
     """
     entry = run_entry(rows[group["first"]])
     summary = noise.group_summary(group["values"])
     entry["run_val_bpb"] = entry["val_bpb"]
-    entry["num_steps"] = metric(rows[group["first"]], "num_steps")
+    steps = [metric(rows[index], "num_steps") for index in group["indices"]]
+    steps = [value for value in steps if value is not None]
+    entry["num_steps"] = round(stats.mean(steps), 1) if steps else None  # the group's mean
     entry["val_bpb"] = summary["mean"]
     entry.update(summary)
     entry["provisional"] = summary["n"] < 2
