@@ -270,6 +270,24 @@ def noise_warning(floor, ranked_facts, champion):
             "try bolder changes and expect to replicate before any promotion")
 
 
+def steps_note(rows, groups):
+    """A sentence when reruns of one config differ by more than 5% in num_steps (the
+    time budget is fixed, so a busy or throttled machine changes the steps and σ then
+    measures throughput as much as seeds), else None."""
+    worst, spread = None, 0.0
+    for group in groups.values():
+        if len(group["indices"]) < 2:
+            continue
+        steps = [metric(rows[index], "num_steps") for index in group["indices"]]
+        steps = [value for value in steps if value]
+        if len(steps) >= 2 and max(steps) / min(steps) - 1.0 > spread:
+            worst, spread = (min(steps), max(steps)), max(steps) / min(steps) - 1.0
+    if spread <= 0.05:
+        return None
+    return (f"reruns of one config ran {worst[0]:g} to {worst[1]:g} steps ({spread:.0%} apart): "
+            "σ measures throughput as much as seeds; is the machine shared or throttled?")
+
+
 class Section:
     """One comparability class on the board: its rows (ledger order) and their facts,
     the rows that may rank and their replicate groups, champion, challengers, noise
@@ -283,6 +301,7 @@ class Section:
                                                          class_key, self.groups)
         self.floor = floor_of_groups(self.groups)
         self.floor["warning"] = noise_warning(self.floor, self.ranked_facts, self.champion)
+        self.floor["steps_note"] = steps_note(self.ranked, self.groups)
         self.plateau = plateau_of(self.ranked, self.floor["sigma"], plateau_window,
                                   self.ranked_facts)
 

@@ -276,8 +276,10 @@ def noise_line(floor):
         text = f"σ = {_fmt(floor['sigma'])} (prior: {floor.get('note') or 'not measurable yet'})"
     else:
         text = f"σ = {_fmt(floor['sigma'])} (prior; no replicates yet)"
-    warning = floor.get("warning")
-    return f"{text}. {warning[0].upper()}{warning[1:]}" if warning else text
+    for note in (floor.get("warning"), floor.get("steps_note")):
+        if isinstance(note, str) and note:
+            text = f"{text}. {note[0].upper()}{note[1:]}"
+    return text
 
 
 def _plateau_line(plateau):

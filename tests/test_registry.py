@@ -98,6 +98,14 @@ class JunkRecords(unittest.TestCase):
 
 
 class ComparabilityClasses(unittest.TestCase):
+    def test_reruns_with_different_steps_say_the_noise_is_throughput(self):
+        rows = [run(1, "keep", 0.52, commit="aaaaaaa", metrics={"val_bpb": 0.52, "num_steps": 46}),
+                run(2, "keep", 0.50, commit="aaaaaaa", metrics={"val_bpb": 0.50, "num_steps": 76})]
+        floor = registry.build_registry(rows)["noise_floor"]
+        self.assertIn("ran 46 to 76 steps (65% apart)", floor["steps_note"])
+        rows[1]["metrics"]["num_steps"] = 48  # 4% apart: nothing to say
+        self.assertIsNone(registry.build_registry(rows)["noise_floor"]["steps_note"])
+
     def test_crashes_and_imports_never_switch_the_current_class(self):
         for provenance in (H100, CPU):
             rows = [run(1, "keep", 1.00, provenance=provenance),
@@ -179,6 +187,7 @@ class ReplicateGroupsAndNoise(unittest.TestCase):
                 rows = [run(n, "keep", 0.99, commit="aaaaaaa") for n in range(3)]
             floor = dict(registry.build_registry(rows)["noise_floor"])
             floor.pop("warning")
+            floor.pop("steps_note", None)
             self.assertEqual(floor, noise.noise_floor(rows))
 
     def test_stored_row_facts_give_the_same_registry(self):
