@@ -61,9 +61,9 @@ it), their val_bpb (group means) and the run's delta to each (negative = better)
 """
 
 from memorylab_core import noise, stats
-from memorylab_core.evidence import role_of
+from memorylab_core.evidence import NOT_KNOBS, role_of
 from memorylab_core.failures import error_text, looks_like_oom
-from memorylab_core.fields import memory_gb_of, metric, status_of, text_of, val_bpb_of
+from memorylab_core.fields import memory_gb_of, metric, number, status_of, text_of, val_bpb_of
 from memorylab_core.facts import CLASS, GROUP, STATUS
 from memorylab_core.registry import group_entry, is_refuted, ranking
 
@@ -442,11 +442,14 @@ def _discarded(case):
         return ("abandon", "low", f"Abandon run {case.run_id}: it repeats an earlier {what}.",
                 "The guard matched earlier runs; do not spend more time on this idea.")
     if gap is not None and gap <= case.band + EPSILON:
+        example = _stronger_variant(case.record)
         return ("retry", "medium",
                 f"Retry run {case.run_id}: {_fmt(value)} val_bpb is within {case.band:.6f} of "
                 f"champion {champion.run_id} ({_fmt(champion.mean)}); reset it and try a "
-                "stronger variant of the idea (a new experiment), not a rerun.",
-                "Discarded but close to the champion; a bolder variant may tip it over.")
+                "stronger variant of the idea"
+                + (f" ({example})" if example else "") + " as a new experiment, not a rerun.",
+                "Discarded but close to the champion; a bolder variant may tip it over. "
+                "Check the variant first: a new value of the same knob is a new idea.")
     if case.classification in ("known_success", "incremental_followup"):
         return ("branch_followup", "low",
                 f"Branch a follow-up from run {case.run_id}: it follows a known success "
@@ -456,6 +459,21 @@ def _discarded(case):
             f"Abandon run {case.run_id}: {_fmt(value)} val_bpb, {_signed(gap)} vs champion"
             + (f" {champion.run_id}." if champion is not None else "."),
             "Not better than the champion and not close; move on to another idea.")
+
+
+def _stronger_variant(record):
+    """'MATRIX_LR further up than 0.06' from the run's first parsed numeric change with a
+    direction (the novelty features), else None."""
+    features = record.get("novelty_features")
+    changes = features.get("changes") if isinstance(features, dict) else None
+    for change in changes if isinstance(changes, list) else ():
+        if not isinstance(change, dict) or change.get("knob") in NOT_KNOBS:
+            continue
+        value = number(change.get("value"))
+        if change.get("direction") in ("up", "down") and value is not None and \
+                isinstance(change.get("knob"), str):
+            return f"{change['knob']} further {change['direction']} than {value:g}"
+    return None
 
 
 def _choose(case):

@@ -62,6 +62,11 @@ def assess(idea, history, **options):
     out-of-memory crash is blocked. Options are novelty.assess's."""
     from memorylab_core import novelty
     from memorylab_core.failures import crash_kind, error_text, looks_like_oom
+    from memorylab_core.records import DEFAULT_FAMILY
+    if idea.get("family") == DEFAULT_FAMILY:
+        # the default family is no family stated: it earns no family allowance, or every
+        # variant of a failed idea (same knob, another value) would repeat the failure
+        idea = dict(idea, family="")
     judged, crashes = [], []
     for row in history:
         if status_of(row) == "crash":

@@ -122,6 +122,19 @@ class Campaign(LabCase):
         self.transcript.append(f"## {moment}")
         self.transcript.extend(lines)
 
+    def test_retry_advice_is_a_variant_check_allows(self):
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        self.edit("DEPTH = 8", "DEPTH = 9", "depth 9")
+        self.train(1.0010)
+        packet, line = self.log("DEPTH 8 -> 9", "discard")
+        self.reset()
+        self.assertEqual(packet["next_action"], "retry")
+        self.assertIn("(DEPTH further up than 9) as a new experiment, not a rerun", line)
+        self.assertEqual(self.check("DEPTH 8 -> 9").code, 2)  # the rerun of a discard: no
+        variant = self.check("DEPTH 8 -> 10")
+        self.assertEqual(variant.code, 0, variant)
+
     # ---- the night
     def test_a_night(self):
         self.assertIn("Next: baseline", self.brief())

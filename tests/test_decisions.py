@@ -307,8 +307,11 @@ class ExactBoundaries(unittest.TestCase):
         history = [run(1, "keep", 1.000)]
         packet = decide(history, run(2, "discard", 1.0015))
         self.assertEqual((packet["next_action"], packet["priority"]), ("retry", "medium"))
-        self.assertIn("try a stronger variant of the idea (a new experiment), not a rerun",
+        self.assertIn("try a stronger variant of the idea as a new experiment, not a rerun",
                       packet["summary"])
+        features = {"changes": [{"knob": "MATRIX_LR", "direction": "up", "value": 0.06}]}
+        packet = decide(history, run(2, "discard", 1.0015, novelty_features=features))
+        self.assertIn("(MATRIX_LR further up than 0.06) as a new experiment", packet["summary"])
         self.assertIsNone(packet["replicate"])  # nothing to rerun: check would block it
         self.assertEqual(decide(history, run(2, "discard", 1.0016))["next_action"], "abandon")
 
