@@ -100,8 +100,10 @@ def _ticks(low, high, count=5):
     return [low + i * step for i in range(count)]
 
 
-def progress_svg(points, classes=()) -> str:
-    """The progress chart as an inline <svg>: one ``mark`` element per run."""
+def progress_svg(points, classes=(), best=None) -> str:
+    """The progress chart as an inline <svg>: one ``mark`` element per run. ``best`` is
+    _running_best(points), computed here when not given."""
+    best = _running_best(points) if best is None else best
     width, height = CHART_WIDTH, CHART_HEIGHT
     left, right = MARGIN_LEFT, width - MARGIN_RIGHT
     top, bottom = MARGIN_TOP, height - MARGIN_BOTTOM
@@ -139,10 +141,10 @@ def progress_svg(points, classes=()) -> str:
     parts.append(f'<text transform="translate(14 {(top + bottom) / 2:.0f}) rotate(-90)" '
                  f'text-anchor="middle">val_bpb (lower is better)</text>')
     if value_range:
-        parts.append(_best_step_line(points, x_of, y_of, right, classes))
+        parts.append(_best_step_line(best, x_of, y_of, right, classes))
     parts.append(_marks(points, x_of, y_of, top, bottom, high, value_range is not None))
     if value_range:
-        parts.append(_best_labels(points, x_of, y_of, top))
+        parts.append(_best_labels(points, best, x_of, y_of, top))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -160,10 +162,10 @@ def _running_best(points):
     return steps
 
 
-def _best_step_line(points, x_of, y_of, right, classes=()):
+def _best_step_line(best, x_of, y_of, right, classes=()):
     """One step line per comparability class, in the class's colour (class_colour)."""
     out = []
-    for key, steps in _running_best(points).items():
+    for key, steps in best.items():
         i0, v0 = steps[0]
         path = [f"M{x_of(i0):.1f} {y_of(v0):.1f}"]
         for i, v in steps[1:]:
@@ -218,11 +220,11 @@ def _marks(points, x_of, y_of, top, bottom, high, have_range):
     return "\n".join(out)
 
 
-def _best_labels(points, x_of, y_of, top):
+def _best_labels(points, best, x_of, y_of, top):
     """Descriptions of the runs that set a new best (the last MAX_LABELS of them that
     carry one), skipping any that would sit on top of the previous label."""
     out, last_x = ['<g class="labels">'], None
-    steps = sorted(step for class_steps in _running_best(points).values()
+    steps = sorted(step for class_steps in best.values()
                    for step in class_steps)
     for i, v in steps[-MAX_LABELS:]:
         label = points[i].get("description") or ""
@@ -389,9 +391,9 @@ def class_colour(key):
     return LINE_COLOURS[key % len(LINE_COLOURS)] if isinstance(key, int) else LINE_COLOURS[0]
 
 
-def _class_legend(labels, points):
+def _class_legend(labels, best):
     """The classes that have a step line, by readable label, in the colours of their lines."""
-    drawn = sorted(key for key in _running_best(points) if isinstance(key, int))
+    drawn = sorted(key for key in best if isinstance(key, int))
     if len(labels) < 2 or not drawn:
         return ""
     items = "; ".join(f'<span style="color:{class_colour(key)}">■</span> {escape(labels[key])}'
@@ -406,6 +408,7 @@ def render_html(report_data: dict) -> str:
     points = [p for p in data.get("series") or [] if isinstance(p, dict)]
     classes = list(data.get("series_classes") or [])
     labels = list(data.get("series_class_labels") or classes)
+    best = _running_best(points)
     kept = sum(1 for p in points if p.get("status") == "keep")
     crashes = sum(1 for p in points if p.get("status") == "crash")
     queue_total = data.get("decision_queue_total")
@@ -419,7 +422,7 @@ def render_html(report_data: dict) -> str:
                   if closed or (is_finite_number(still_open) and still_open > len(queue)) else "")
     sections = [
         _section("Headline", _headline(data), "headline"),
-        _section("Progress", progress_svg(points, labels) + _class_legend(labels, points) +
+        _section("Progress", progress_svg(points, labels, best) + _class_legend(labels, best) +
                  f'\n<p class="legend">{len(points)} runs in ledger order: green dots are kept '
                  f'runs ({kept}), grey dots discarded, red crosses crashes ({crashes}); the green '
                  f'step line is the running best of kept runs; triangles on the top edge are '
