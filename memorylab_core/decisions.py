@@ -215,7 +215,8 @@ def _view(record, board):
         "group_seeds": {noise.run_seed(ranked[index]) for index in mine["indices"]}
                        if mine else set(),
         "group_commit": text_of(ranked[mine["indices"][0]], "commit") if mine else "",
-        "group_promoted": bool(mine) and any(_promoted(ranked[index]) for index in mine["indices"]),
+        "group_promoted": bool(mine) and any(_promoted(ranked[index])
+                                             for index in mine["indices"]),
         "baseline_commit": text_of(ranked[0], "commit") if ranked else "",
         "floor": section.floor,
         "plateau": section.plateau,

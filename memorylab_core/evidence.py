@@ -34,8 +34,8 @@ def role_of(row):
 
 def assign_role(record, history, guard, mode):
     """The role of a new record: ``replicate`` in replicate mode or when an earlier run
-    that did not crash had the same train.py code hash and another seed; else ``fix`` when the guard
-    found it fixes a crash; else ``experiment``."""
+    that did not crash had the same train.py code hash and another seed; else ``fix``
+    when the guard found it fixes a crash; else ``experiment``."""
     if mode == "replicate":
         return "replicate"
     config = record.get("config")

@@ -343,7 +343,8 @@ def _headline(data) -> str:
     parts = [f'<div class="cards">{html_cards}</div>']
     champion = champion_words(head.get("champion"))
     if champion:
-        parts.append(f'<div class="champ" id="champion">Current champion: {escape(champion)}</div>')
+        parts.append(f'<div class="champ" id="champion">Current champion: '
+                     f'{escape(champion)}</div>')
     else:
         parts.append('<p class="empty">No champion yet.</p>')
     change = head.get("change_vs_before_window")

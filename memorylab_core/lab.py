@@ -193,10 +193,11 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             record = dict(draft)
             record["run_id"] = records.unique_run_id(
                 now, record["commit"], lambda run_id: store.taken(run_id, known))
+            champion = registry_now(store, rows, now).get("champion")
             guard = evidence.assess(
                 idea, rows, mode=mode, threshold=threshold, limit=limit,
                 base_constants=base_constants, config=config,
-                champion_config=_champion_config(rows, registry_now(store, rows, now).get("champion")))
+                champion_config=_champion_config(rows, champion))
             record["novelty_guard"] = guard
             record["role"] = evidence.assign_role(record, rows, guard, mode)
             slim = store_module.slim_row(record, None)

@@ -159,7 +159,8 @@ def report_data(rows, registry, *, now, since_hours):
     change = None
     if champion and champion_before and number(champion.get("val_bpb")) is not None:
         change = round(champion["val_bpb"] - champion_before["val_bpb"], 6)
-    queue, total, still_open = decision_queue(rows, in_window, packet_states(rows, facts, registry))
+    states = packet_states(rows, facts, registry)
+    queue, total, still_open = decision_queue(rows, in_window, states)
     sections = _dicts(registry.get("classes"))
     series, series_classes = progress_series(rows, facts)
     return {

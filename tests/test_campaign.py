@@ -82,10 +82,11 @@ class Campaign(LabCase):
         else:
             args += ["--summary", os.path.join("results", "summary.json")]
         text = self.ok(*args, *flags).out
-        line = next(l for l in text.splitlines() if l.startswith("Decision packet: "))
+        line = next(x for x in text.splitlines() if x.startswith("Decision packet: "))
         packet = self.records()[-1]["decision_packet"]
         self.assertIn(f"action={packet['next_action']} ", line)
-        self.champion_lines.append(next(l for l in text.splitlines() if l.startswith("Champion: ")))
+        self.champion_lines.append(next(line for line in text.splitlines()
+                                        if line.startswith("Champion: ")))
         return packet, line
 
     def check(self, description, *flags):
@@ -100,7 +101,7 @@ class Campaign(LabCase):
     def champion_everywhere(self):
         """The champion's run id as log, brief, report (md, json, html) and show see it."""
         brief = self.brief()
-        line = next(l for l in brief.splitlines() if l.startswith("Champion: "))
+        line = next(x for x in brief.splitlines() if x.startswith("Champion: "))
         self.ok("report")
         reports = self.path("results", "memorylab", "reports")
         with open(os.path.join(reports, "latest.md")) as f:
@@ -185,7 +186,8 @@ class Campaign(LabCase):
         after_crash, brief, markdown, data = self.champion_everywhere()
         self.assertEqual(after_crash, champion)
         self.assertNotIn("legacy", brief)
-        self.assertEqual(data["headline"]["current_class"], self.records()[-2]["decision_packet"]["class"]["key"])
+        self.assertEqual(data["headline"]["current_class"],
+                         self.records()[-2]["decision_packet"]["class"]["key"])
         self.note("at the crash", line, *brief.splitlines())
 
         # its fix: allowed, said to be a fix, judged on its own result
@@ -206,7 +208,8 @@ class Campaign(LabCase):
         self.assertEqual(rerun.code, 0, rerun)  # the advice is something check allows
         self.train(0.9949, seed=43)
         packet, line = self.log("SwiGLU instead of relu^2", "keep", "--mode", "replicate")
-        self.assertEqual((packet["next_action"], packet["replicate"]["seeds"]), ("replicate", [44]))
+        self.assertEqual((packet["next_action"], packet["replicate"]["seeds"]),
+                         ("replicate", [44]))
         self.train(0.9950, seed=44)
         packet, line = self.log("SwiGLU instead of relu^2", "discard", "--mode", "replicate")
         self.assertEqual(packet["next_action"], "abandon")
