@@ -268,7 +268,7 @@ def make_dataloader(tokenizer, B, T, split, buffer_size=1000):
     while True:
         rows = torch.tensor([fill_row(doc_buffer, T + 1, refill) for _ in range(B)], dtype=torch.long)
         if use_cuda:
-            copied.synchronize()  # the previous async copy must finish reading `host`
+            copied.synchronize()  # fork fix, upstream has no wait: the last async copy must be done with `host`
             host[0].copy_(rows[:, :-1])
             host[1].copy_(rows[:, 1:])
             device_batch.copy_(host, non_blocking=True)
