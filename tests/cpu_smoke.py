@@ -12,20 +12,17 @@ outside the temporary directory is touched and no network is used.
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 
 import training_harness as harness
 
 
-def run(workdir, home, args, env=None):
-    full_env = dict(os.environ, HOME=home, OMP_NUM_THREADS=str(harness.TORCH_THREADS),
-                    PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", **(env or {}))
-    print(f"$ python {' '.join(args)}", flush=True)
-    return subprocess.run([sys.executable] + args, cwd=workdir, env=full_env).returncode
+def smoke(root, time_budget=60):
+    """Run the tiny pipeline under `root` (output streamed); returns the sidecar's path."""
+    prepare_overrides = dict(harness.TINY_PREPARE, TIME_BUDGET=str(time_budget), EVAL_TOKENS="64 * 8 * 256")
+    return harness.run_pipeline(root, prepare_overrides, harness.TINY_TRAIN, num_shards=4, docs_per_shard=2000)
 
 
 def main():
@@ -39,20 +36,8 @@ def main():
 
     t0 = time.time()
     root = harness.new_tempdir("autoresearch-cpu-smoke-")
-    home, workdir = os.path.join(root, "home"), os.path.join(root, "run")
-    os.makedirs(workdir)
-    summary_path = os.path.join(root, "results", "summary.json")
     try:
-        harness.make_corpus(home, num_train_shards=4, docs_per_shard=2000)
-        prepare_overrides = dict(harness.TINY_PREPARE, TIME_BUDGET=str(args.time_budget),
-                                 EVAL_TOKENS="64 * 8 * 256")
-        harness.write_shrunk_copies(workdir, prepare_overrides, harness.TINY_TRAIN)
-        print(f"Synthetic corpus and shrunken copies in {root}")
-        if run(workdir, home, ["prepare.py", "--num-shards", "4"]) != 0:
-            sys.exit("prepare.py failed")
-        code = run(workdir, home, ["train.py"], env={"AUTORESEARCH_SUMMARY_PATH": summary_path})
-        if code != 0:
-            sys.exit(f"train.py failed with exit code {code}")
+        summary_path = smoke(root, args.time_budget)
         print(f"\nSummary sidecar ({summary_path}):")
         with open(summary_path) as f:
             print(json.dumps(json.load(f), indent=2, sort_keys=True))
