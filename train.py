@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import MAX_SEQ_LEN, TIME_BUDGET, EVAL_TOKENS, Tokenizer, make_dataloader, evaluate_bpb
+from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, make_dataloader, evaluate_bpb
 from prepare import get_device_type  # fork addition, with the sidecar helpers below
 from prepare import SUMMARY_SCHEMA_VERSION, utc_now, file_sha256, module_constants, write_summary
 

@@ -11,8 +11,6 @@ outside the temporary directory is touched and no network is used.
 """
 
 import argparse
-import json
-import shutil
 import sys
 import time
 
@@ -35,19 +33,9 @@ def main():
         sys.exit(f"missing training dependencies: {', '.join(missing)} (see docs/training.md)")
 
     t0 = time.time()
-    root = harness.new_tempdir("autoresearch-cpu-smoke-")
-    try:
-        summary_path = smoke(root, args.time_budget)
-        print(f"\nSummary sidecar ({summary_path}):")
-        with open(summary_path) as f:
-            print(json.dumps(json.load(f), indent=2, sort_keys=True))
+    with harness.scratch_dir("autoresearch-cpu-smoke-", keep=args.keep) as root:
+        harness.print_sidecar(smoke(root, args.time_budget))
         print(f"\nCPU smoke run passed in {time.time() - t0:.0f}s")
-    finally:
-        if args.keep:
-            print(f"Kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

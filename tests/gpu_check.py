@@ -14,10 +14,8 @@ missing. Flash-Attention 3 loads only from the local Hugging Face cache
 """
 
 import argparse
-import json
 import math
 import os
-import shutil
 import sys
 import time
 
@@ -95,8 +93,7 @@ def main():
         env["HF_HOME"] = os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
         env["OMP_NUM_THREADS"] = "8"
     t0 = time.time()
-    root = harness.new_tempdir("autoresearch-gpu-check-")
-    try:
+    with harness.scratch_dir("autoresearch-gpu-check-", keep=args.keep) as root:
         try:
             summary_path = harness.run_pipeline(root, dict(plan["prepare"], TIME_BUDGET=repr(budget)), plan["train"],
                                                 plan["num_shards"], plan["docs_per_shard"], env=env, **plan["corpus"])
@@ -104,9 +101,7 @@ def main():
             sys.exit(f"GPU CHECK FAILED: {failed.code}")
         if not os.path.exists(summary_path):
             sys.exit(f"GPU CHECK FAILED: train.py wrote no sidecar at {summary_path}")
-        sidecar = harness.read_json(summary_path)
-        print(f"\nSummary sidecar ({summary_path}):")
-        print(json.dumps(sidecar, indent=2, sort_keys=True))
+        sidecar = harness.print_sidecar(summary_path)
         found = problems(sidecar, plan, on_gpu)
         if found:
             sys.exit("GPU CHECK FAILED: " + "; ".join(found))
@@ -115,12 +110,6 @@ def main():
         if on_gpu and sidecar["attention"] != "fa3":
             print("note: Flash-Attention 3 was not loaded (not in the local kernel cache?); SDPA timings")
         print(f"passed in {time.time() - t0:.0f}s")
-    finally:
-        if args.keep:
-            print(f"Kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

@@ -112,7 +112,8 @@ class FiguresTest(unittest.TestCase):
         micro_batch = baseline.DEVICE_BATCH_SIZE * baseline.MAX_SEQ_LEN
         self.assertEqual(baseline.TOTAL_BATCH_SIZE // micro_batch, 2)
         self.assertEqual(baseline.TOTAL_BATCH_SIZE % micro_batch, 0)
-        self.assertEqual(baseline.EVAL_TOKENS // micro_batch, 80)
+        import prepare
+        self.assertEqual(prepare.EVAL_TOKENS // micro_batch, 80)
 
 
 class OptimizerGroupsTest(unittest.TestCase):

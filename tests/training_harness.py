@@ -15,11 +15,13 @@ baseline's figures and rules (parameter counts, FLOPs, groups, learning rates,
 schedules, optimizer formulas) run on it, so an experiment never turns them red.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_PY = os.path.join(REPO_ROOT, "train.py")
 BASELINE_TRAIN_PY = os.path.join(REPO_ROOT, "tests", "data", "train_baseline.py")
 # Refresh both together when the released baseline changes on purpose (docs/training.md, "Tests").
-BASELINE_SHA256 = "2db3d1e1e276a0b0f8873f98b06cb12dd7f04ba929522050a150c733135b7877"
+BASELINE_SHA256 = "c275dd700cae4f4f0407f020ace1b461bf4efdd9fcf6b69c5b743e8e73798c44"
 PREPARE_PY = os.path.join(REPO_ROOT, "prepare.py")
 SETUP_BANNER = "# Setup"  # train.py's first line after the definitions
 TRAINING_DEPS = ("torch", "numpy", "pyarrow", "rustbpe", "tiktoken", "requests")
@@ -231,5 +233,22 @@ def read_json(path):
         return json.load(f)
 
 
-def new_tempdir(prefix):
-    return tempfile.mkdtemp(prefix=prefix)
+@contextlib.contextmanager
+def scratch_dir(prefix, keep=False):
+    """A temporary directory for a script's run; removed afterwards unless `keep` (then its path is printed)."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"Kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def print_sidecar(path):
+    """Print a run's summary sidecar as indented JSON and return it."""
+    sidecar = read_json(path)
+    print(f"\nSummary sidecar ({path}):")
+    print(json.dumps(sidecar, indent=2, sort_keys=True))
+    return sidecar
