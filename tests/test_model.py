@@ -375,6 +375,31 @@ class AttentionFallbackTest(unittest.TestCase):
     def test_cpu_uses_the_fallback(self):
         self.assertIs(train.flash_attn_func, train.sdpa_attn_func)
 
+    def test_kernel_failure_on_cuda_is_one_warning_line(self):
+        """When Flash-Attention 3 cannot load on CUDA, the run says so in one line and goes on with SDPA."""
+        if torch.cuda.is_available():
+            self.skipTest("a real GPU could load the kernel from its cache")
+        import prepare
+        saved_device, saved_offline = prepare.get_device_type, os.environ.get("HF_HUB_OFFLINE")
+        prepare.get_device_type = lambda: "cuda"  # without a GPU the capability query fails, as a load would
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                module = harness.load_train_definitions()
+        finally:
+            prepare.get_device_type = saved_device
+            if saved_offline is None:
+                os.environ.pop("HF_HUB_OFFLINE")
+            else:
+                os.environ["HF_HUB_OFFLINE"] = saved_offline
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("WARNING: Flash-Attention 3 could not be loaded, attention runs on "
+                                            "PyTorch SDPA"), lines[0])
+        self.assertEqual(module.attention_backend, "sdpa")
+        self.assertIs(module.flash_attn_func, module.sdpa_attn_func)
+
 
 class KernelsPinTest(unittest.TestCase):
     """The pinned `kernels` range accepts get_kernel(repo) with a bare repo name, as train.py calls it."""
