@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from prepare import MAX_SEQ_LEN, TIME_BUDGET, EVAL_TOKENS, Tokenizer, make_dataloader, evaluate_bpb
 from prepare import get_device_type  # fork addition, with the sidecar helpers below
 from prepare import SUMMARY_SCHEMA_VERSION, utc_now, file_sha256, module_constants, write_summary
+from prepare import check_prepared  # fork addition: no data yet is one line, not a traceback
 
 t_start = time.time()  # total_seconds counts from here
 started_at_utc = utc_now()
@@ -452,6 +453,7 @@ autocast_ctx = torch.amp.autocast(device_type=device_type, dtype=torch.bfloat16)
 H100_BF16_PEAK_FLOPS = 989.5e12
 synchronize = torch.cuda.synchronize if on_cuda else (lambda: None)
 
+check_prepared()  # fork addition
 tokenizer = Tokenizer.from_directory()
 vocab_size = tokenizer.get_vocab_size()
 print(f"Vocab size: {vocab_size:,}")
