@@ -5,7 +5,8 @@ Both directions, against the argparse parser itself (`memorylab.build_parser`):
   that names each of its flags, and a description and example in its --help;
 - every `memorylab.py COMMAND --flag ...` written in docs/, README.md or
   program.md names a command and flags that exist, and every flag a command's
-  section names belongs to that command;
+  section names belongs to that command; flags written after the repository's
+  other scripts (`prepare.py`, `tests/cpu_smoke.py`, ...) exist in their argparse;
 - the top-level keys each command prints with --json are named in its docs;
 - docs/, README.md and program.md point at no file outside the repository.
 """
@@ -133,6 +134,19 @@ class DocsMatchTheParserTest(unittest.TestCase):
                                 f"{where}: memorylab.py {command}: no such command")
                 extra = named - flags(self.commands[command]) - top - {"--help"}
                 self.assertEqual(extra, set(), f"{where}: memorylab.py {command} {sorted(extra)}")
+
+    def test_flags_of_the_other_scripts_exist(self):
+        """`prepare.py --num-shards`, `tests/cpu_smoke.py --dir`...: flags its argparse has."""
+        script = re.compile(r"(?<![\w/.])((?:tests/)?[a-z_]+\.py)((?:[ \t]+[^|;>#&\n`]*)*)")
+        for path in DOCS:
+            for code in CODE.findall(read(path)):
+                for name, rest in script.findall(code.replace("\\\n", " ")):
+                    source = os.path.join(REPO_ROOT, name)
+                    if name == "memorylab.py" or not os.path.isfile(source):
+                        continue
+                    known = set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", read(source)))
+                    unknown = set(FLAG.findall(rest)) - known - {"--help"}
+                    self.assertEqual(unknown, set(), f"{os.path.relpath(path, REPO_ROOT)}: {name}")
 
     def test_no_pointers_outside_the_repository(self):
         found = [f"{os.path.relpath(path, REPO_ROOT)}:{number}: {line.strip()}"
