@@ -5,9 +5,10 @@
 In DIR (default results/cpu-smoke, kept afterwards):
   home/  a synthetic corpus (a made-up language, no network) in a stand-in HOME,
          rebuilt on every run;
-  run/   copies of prepare.py and train.py with shrunken constants (DEPTH 2,
-         vocab 1024, context 256, a short time budget), the run's log and summary
-         sidecar, and a MemoryLab store that keeps every smoke run.
+  run/   a git repository of copies of prepare.py and train.py with shrunken
+         constants (DEPTH 2, vocab 1024, context 256, a short time budget), the
+         run's log and summary sidecar, and a MemoryLab store that keeps every
+         smoke run.
 The copied prepare.py trains the tokenizer, the copied train.py trains, evaluates
 and prints the usual summary, then `memorylab.py log --report` records the run and
 writes the morning report. Nothing outside DIR is written.
@@ -55,6 +56,22 @@ def memorylab(workdir, *args):
     return done.stdout
 
 
+def commit_copies(workdir):
+    """Make the run folder a git repository of its own holding the shrunken copies, so
+    that MemoryLab records their commit and configuration, not the enclosing checkout's.
+    A rerun with unchanged copies adds no commit: it is a replicate of the same code."""
+    if shutil.which("git") is None:
+        return  # MemoryLab records the run outside git (commit 0000000)
+    git = ["git", "-c", "user.name=cpu-smoke", "-c", "user.email=cpu-smoke@localhost",
+           "-c", "commit.gpgsign=false"]
+    if not os.path.isdir(os.path.join(workdir, ".git")):
+        subprocess.run(git + ["init", "-q"], cwd=workdir, check=True)
+    subprocess.run(git + ["add", "prepare.py", "train.py"], cwd=workdir, check=True)
+    if subprocess.run(git + ["diff", "--cached", "--quiet"], cwd=workdir).returncode:
+        subprocess.run(git + ["commit", "-q", "-m", "shrunken copies for the CPU smoke run"],
+                       cwd=workdir, check=True)
+
+
 def shown(path):
     """`path` relative to the current directory when it lies below it."""
     relative = os.path.relpath(path)
@@ -86,6 +103,7 @@ def main():
     prepare_overrides = dict(harness.TINY_PREPARE, TIME_BUDGET=str(args.time_budget),
                              EVAL_TOKENS="64 * 8 * 256")
     harness.write_shrunk_copies(workdir, prepare_overrides, harness.TINY_TRAIN)
+    commit_copies(workdir)
     print(f"Synthetic corpus in {shown(home)}, shrunken prepare.py and train.py in {shown(workdir)}")
     if run(workdir, home, ["prepare.py", "--num-shards", "4"]) != 0:
         sys.exit("error: prepare.py failed")

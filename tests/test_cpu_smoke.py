@@ -46,6 +46,9 @@ class CpuSmokeTest(unittest.TestCase):
         self.assertEqual(record["status"], "keep")  # the first run of a store is its champion
         self.assertEqual(record["provenance"]["device"], "cpu")
         self.assertEqual(record["provenance"]["time_budget_s"], 1)
+        # the run folder's own commit of the shrunken copies, not the enclosing checkout's
+        self.assertEqual(record["config"]["constants"]["DEPTH"], 2)
+        self.assertEqual(record["hyperparameters"]["DEPTH"], 2)
         with open(os.path.join(store, "summary.json")) as f:
             self.assertEqual(record["metrics"]["val_bpb"], json.load(f)["val_bpb"])
         self.assertTrue(os.path.isfile(os.path.join(store, record["artifacts"]["run_log"])))
