@@ -13,10 +13,12 @@ Both directions, against the argparse parser itself (`memorylab.build_parser`):
 
 import os
 import re
+import subprocess
+import sys
 import unittest
 
 import memorylab
-from mlhelpers import REPO_ROOT, LabCase
+from mlhelpers import CLI, REPO_ROOT, LabCase
 
 API_DOC = os.path.join(REPO_ROOT, "docs", "memorylab_api.md")
 VIEWS_DOC = os.path.join(REPO_ROOT, "docs", "memorylab_views.md")
@@ -121,6 +123,15 @@ class DocsMatchTheParserTest(unittest.TestCase):
                 text = sub.format_help()
                 self.assertIn("\nexample:\n", text)
                 self.assertIn(f"memorylab.py {name}", text.split("\nexample:\n")[1])
+
+    def test_bare_command_prints_usage_and_the_command_list(self):
+        done = subprocess.run([sys.executable, CLI], capture_output=True, text=True)
+        self.assertEqual((done.returncode, done.stderr), (0, ""))
+        self.assertTrue(done.stdout.startswith("usage: memorylab.py [-h] [--root PATH] COMMAND"))
+        for name, sub in self.commands.items():
+            self.assertRegex(done.stdout, rf"\n    {re.escape(name)}\s")
+            # the shared --root is explained once, at the top; commands point there
+            self.assertRegex(sub.format_help(), r"--root PATH +store root \(see memorylab\.py --help\)")
 
     def test_written_invocations_exist(self):
         top = flags(self.parser)
