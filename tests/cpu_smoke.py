@@ -1,4 +1,4 @@
-"""No GPU? Run the whole pipeline end to end on CPU in about a minute and a half.
+"""No GPU? Run the whole pipeline end to end on CPU in about two minutes.
 
     uv run tests/cpu_smoke.py [--time-budget SECONDS] [--dir DIR]
 
