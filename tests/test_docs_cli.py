@@ -8,7 +8,8 @@ Both directions, against the argparse parser itself (`memorylab.build_parser`):
   section names belongs to that command; flags written after the repository's
   other scripts (`prepare.py`, `tests/cpu_smoke.py`, ...) exist in their argparse;
 - the top-level keys each command prints with --json are named in its docs;
-- docs/, README.md and program.md point at no file outside the repository.
+- docs/, README.md and program.md point at no file outside the repository;
+- .ci/run runs the README's test command, on `uv sync --locked`.
 """
 
 import os
@@ -158,6 +159,14 @@ class DocsMatchTheParserTest(unittest.TestCase):
                     known = set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", read(source)))
                     unknown = set(FLAG.findall(rest)) - known - {"--help"}
                     self.assertEqual(unknown, set(), f"{os.path.relpath(path, REPO_ROOT)}: {name}")
+
+    def test_ci_runs_the_readme_test_command(self):
+        readme = read(os.path.join(REPO_ROOT, "README.md"))
+        block = re.search(r"^## Tests\n\n```\n(.*?)\n```", readme, re.MULTILINE | re.DOTALL)
+        self.assertIsNotNone(block, "README.md: no command block right under `## Tests`")
+        ci_lines = read(os.path.join(REPO_ROOT, ".ci", "run")).splitlines()
+        self.assertIn(block.group(1).strip(), ci_lines)
+        self.assertIn("uv sync --locked", ci_lines)
 
     def test_no_pointers_outside_the_repository(self):
         found = [f"{os.path.relpath(path, REPO_ROOT)}:{number}: {line.strip()}"
