@@ -52,9 +52,10 @@ def flags(parser):
 
 def sections(text):
     """{name: text} of each `## name` / `### name` section of a markdown page."""
-    found, name, lines = {}, None, []
+    found, name, lines, fenced = {}, None, [], False
     for line in text.splitlines():
-        heading = line.startswith("#")
+        fenced ^= line.startswith("```")
+        heading = line.startswith("#") and not fenced  # `# comment` in a shell block is no heading
         if heading and name:
             found[name] = "\n".join(lines)
         if heading:
