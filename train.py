@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, make_dataloader, evaluate_bpb
 from prepare import get_device_type  # fork addition, with the sidecar helpers below
 from prepare import SUMMARY_SCHEMA_VERSION, utc_now, file_sha256, module_constants, write_summary
+from prepare import check_prepared  # fork addition: no data yet is one line, not a traceback
 
 started_at_utc = utc_now()
 with open(__file__) as f:  # fork addition: train.py as it was when the run started
@@ -491,6 +492,7 @@ synchronize = torch.cuda.synchronize if on_cuda else (lambda: None)
 device_name = torch.cuda.get_device_name() if on_cuda else device_type
 peak_flops, peak_flops_note = peak_bf16_flops(device_name, H100_BF16_PEAK_FLOPS)  # fork addition
 
+check_prepared()  # fork addition
 tokenizer = Tokenizer.from_directory()
 vocab_size = tokenizer.get_vocab_size()
 print(f"Vocab size: {vocab_size:,}")
