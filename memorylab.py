@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
 EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
@@ -286,6 +287,65 @@ def cmd_import_tsv(args, store, now):
 
 # ---------------------------------------------------------------- parser
 
+# What `memorylab.py COMMAND --help` explains beyond the flags: a description and one
+# example per command. A new command adds its entry here (tests/test_docs_cli.py checks).
+COMMAND_HELP = {
+    "init": (
+        "Create the store under the root: results/memorylab/ (ledger experiments.jsonl, "
+        "registry champion_challenger.json, reports/, runs/) and results.tsv. Idempotent; "
+        "log creates the same files itself, so init is optional.",
+        "python3 memorylab.py init"),
+    "check": (
+        "Novelty guard for a planned idea, before you run it: compares the idea with every "
+        "logged run and prints the classification (novel, duplicate_run, repeat_failure, "
+        "incremental_followup, known_success), the policy decision for --mode, and the "
+        "closest prior runs. Reads only. With --code the current train.py's configuration "
+        "is compared too.",
+        'python3 memorylab.py check --description "raise MATRIX_LR to 0.05" --code '
+        "--fail-on-similar"),
+    "log": (
+        "Record one finished run: its metrics, git context, a novelty verdict, and a "
+        "decision packet with the next action; appends to the ledger and results.tsv and "
+        "archives the log, summary and train.py patch under results/memorylab/runs/.\n\n"
+        "keep and discard need val_bpb and peak_vram_mb, read from --summary (train.py's "
+        "sidecar) or else from the summary lines at the end of --log; crash needs neither "
+        "(--error or the log's last lines describe it). A --summary older than --log by "
+        "more than 2 s is refused as a stale sidecar from an earlier run.",
+        "AUTORESEARCH_SUMMARY_PATH=results/summary.json uv run train.py > run.log 2>&1\n"
+        '  python3 memorylab.py log --status keep --description "MATRIX_LR 0.04 -> 0.05" '
+        "\\\n      --summary results/summary.json --log run.log"),
+    "report": (
+        "Render the morning report of the runs logged in the last --since-hours hours. "
+        "Writes results/memorylab/reports/latest.md, latest.html (with the progress "
+        "chart), latest.json and a timestamped copy YYYYMMDDTHHMMSSZ.md, all under the "
+        "store root; with --output, only the markdown, to that path.",
+        "python3 memorylab.py report --since-hours 12"),
+    "show": (
+        "Show one run: its record, decision packet and archived files.",
+        "python3 memorylab.py show champion"),
+    "list": (
+        "List runs, newest first, optionally filtered.",
+        "python3 memorylab.py list --status keep,discard --limit 5"),
+    "compare": (
+        "Compare two runs: metric deltas, the constants that differ and the train.py "
+        "diff between their commits.",
+        "python3 memorylab.py compare champion 20261122T011000Z"),
+    "brief": (
+        "One screen to start or resume a session: the champion, the noise floor, the "
+        "last decisions, failure clusters to avoid and the next recommended action.",
+        "python3 memorylab.py brief --json"),
+    "doctor": (
+        "Check the ledger, registry and run archives; exit 3 when problems are found. "
+        "--repair quarantines unreadable ledger lines, renews duplicate run ids and "
+        "rewrites the registry.",
+        "python3 memorylab.py doctor --repair"),
+    "import-tsv": (
+        "Import an upstream results.tsv into the ledger; rows already imported are "
+        "skipped, so it can be run again.",
+        "python3 memorylab.py import-tsv results.tsv --dry-run"),
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors follow the CLI's convention: `error: <message>`, exit 1."""
 
@@ -296,9 +356,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default=argparse.SUPPRESS,
-                        help="store root (default: $MEMORYLAB_ROOT, else the git top-level "
-                             "of the current directory, else the current directory)")
+    common.add_argument("--root", default=argparse.SUPPRESS, metavar="PATH",
+                        help="store root (see memorylab.py --help)")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true",
                          help="print one JSON object on stdout instead of text")
@@ -315,16 +374,21 @@ def build_parser():
     idea.add_argument("--limit", type=int, default=3, help="closest runs to show (default: 3)")
 
     parser = _Parser(
-        prog="memorylab.py", description="MemoryLab: research memory for autoresearch.",
+        prog="memorylab.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="MemoryLab: research memory for autoresearch. log records every run in "
+                    "an\nappend-only ledger, check guards against repeating an idea, report "
+                    "writes the\nmorning report. `memorylab.py COMMAND --help` explains a "
+                    "command, with an example.",
         epilog="exit codes: 0 ok; 1 error (one `error:` line on stderr); 2 blocked by "
-               "check --fail-on-similar; 3 doctor found problems. environment: "
-               "MEMORYLAB_ROOT (store root), MEMORYLAB_NOW (an ISO 8601 UTC time used "
-               "instead of the clock). Reference: docs/memorylab_api.md")
-    parser.add_argument("--root", default=None,
+               "check\n  --fail-on-similar; 3 doctor found problems\n"
+               "environment: MEMORYLAB_ROOT (store root), MEMORYLAB_NOW (an ISO 8601 UTC "
+               "time used\n  instead of the clock)\n"
+               "reference: docs/memorylab_api.md")
+    parser.add_argument("--root", default=None, metavar="PATH",
                         help="store root, before or after the command (default: "
                              "$MEMORYLAB_ROOT, else the git top-level of the current "
                              "directory, else the current directory)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: print the help
 
     p = sub.add_parser("init", parents=[common], help="create the store (idempotent)")
     p.set_defaults(run=cmd_init)
@@ -401,6 +465,13 @@ def build_parser():
     p.add_argument("path", metavar="PATH", help="the results.tsv to import")
     p.add_argument("--dry-run", action="store_true", help="report what would be imported")
     p.set_defaults(run=cmd_import_tsv)
+
+    for name, command in sub.choices.items():
+        description, example = COMMAND_HELP.get(name, ("", ""))
+        command.description = "\n\n".join(textwrap.fill(part, 78, break_on_hyphens=False)
+                                          for part in description.split("\n\n"))
+        command.epilog = f"example:\n  {example}" if example else None
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -410,6 +481,9 @@ def main(argv=None, *, cwd=None, env=None):
     from memorylab_core import lab, records
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `memorylab.py`: usage and the command list
+        parser.print_help()
+        return EXIT_OK
     env = os.environ if env is None else env
     args.cwd = os.path.abspath(cwd or os.getcwd())
     for name in ("root", "summary", "log", "output", "path"):  # relative to the command's cwd

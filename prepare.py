@@ -10,6 +10,7 @@ evaluate_bpb, the metric. The agent never edits this file.
 """
 
 import os
+import re
 import sys
 import ast
 import json
@@ -18,6 +19,7 @@ import time
 import pickle
 import hashlib
 import argparse
+import urllib.parse
 from multiprocessing import Pool
 
 import requests
@@ -85,12 +87,30 @@ def download_shard(index):
     return False
 
 
+def check_connection():
+    """Fork addition: one request to the data host before the parallel download, so an
+    offline machine gets one line instead of a retry storm. Only a failure to connect
+    stops here; once a connection works, download_shard retries transient errors."""
+    url = f"{BASE_URL}/{VAL_FILENAME}"
+    try:
+        requests.head(url, timeout=30, allow_redirects=False).close()
+    except requests.ConnectionError as e:  # DNS, refused, unreachable, TLS, proxy, connect timeout
+        reason = getattr(e.args[0], "reason", None) if e.args else None
+        detail = re.sub(r"^.*?[)>]: ", "", str(reason or e), count=1)
+        host = urllib.parse.urlsplit(url).hostname
+        sys.exit(f"error: cannot connect to {host} ({detail}); prepare.py needs the network "
+                 "once to download the data: check the connection or proxy, then rerun")
+    except requests.RequestException:
+        pass  # connected, but the answer failed: transient, left to download_shard's retries
+
+
 def download_data(num_shards, workers):
     os.makedirs(DATA_DIR, exist_ok=True)
     num_train = MAX_SHARD if num_shards == -1 else min(num_shards, MAX_SHARD)
     indices = list(range(num_train)) + [VAL_SHARD]
     missing = [i for i in indices if not os.path.exists(shard_path(i))]
     if missing:
+        check_connection()
         print(f"Downloading {len(missing)} shards with {workers} workers...")
         with Pool(processes=workers) as pool:
             pool.map(download_shard, missing)
@@ -201,6 +221,13 @@ class Tokenizer:
         return self.enc.decode(ids)
 
 
+def check_prepared():
+    """Fork addition: exit with one line, not a traceback, when prepare.py has not run."""
+    tokenizer_files = [os.path.join(TOKENIZER_DIR, n) for n in ("tokenizer.pkl", "token_bytes.pt")]
+    if not all(map(os.path.exists, tokenizer_files)) or not split_files("train") or not split_files("val"):
+        sys.exit(f"error: no tokenizer or data shards in {CACHE_DIR}: run `uv run prepare.py` first")
+
+
 def get_token_bytes(device="cpu"):
     return torch.load(os.path.join(TOKENIZER_DIR, "token_bytes.pt"), map_location=device)
 
@@ -268,7 +295,7 @@ def make_dataloader(tokenizer, B, T, split, buffer_size=1000):
     while True:
         rows = torch.tensor([fill_row(doc_buffer, T + 1, refill) for _ in range(B)], dtype=torch.long)
         if use_cuda:
-            copied.synchronize()  # the previous async copy must finish reading `host`
+            copied.synchronize()  # fork fix, upstream has no wait: the last async copy must be done with `host`
             host[0].copy_(rows[:, :-1])
             host[1].copy_(rows[:, 1:])
             device_batch.copy_(host, non_blocking=True)

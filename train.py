@@ -9,6 +9,7 @@ else; the data, tokenizer, time budget and metric live in prepare.py.
 
 import os
 os.environ["PYTORCH_ALLOC_CONF"] = "expandable_segments:True"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # kernel download bars never reach run.log
 
 # Fork addition: a stale summary must never outlive a crashed run.
 summary_path = os.environ.get("AUTORESEARCH_SUMMARY_PATH")
@@ -17,18 +18,19 @@ if summary_path and os.path.exists(summary_path):
 
 import gc
 import math
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, asdict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import MAX_SEQ_LEN, TIME_BUDGET, EVAL_TOKENS, Tokenizer, make_dataloader, evaluate_bpb
+from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, make_dataloader, evaluate_bpb
 from prepare import get_device_type  # fork addition, with the sidecar helpers below
 from prepare import SUMMARY_SCHEMA_VERSION, utc_now, file_sha256, module_constants, write_summary
+from prepare import check_prepared  # fork addition: no data yet is one line, not a traceback
 
-t_start = time.time()  # total_seconds counts from here
 started_at_utc = utc_now()
 with open(__file__) as f:  # fork addition: train.py as it was when the run started
     train_py_source = f.read()
@@ -45,8 +47,10 @@ if device_type == "cuda":
         cap = torch.cuda.get_device_capability()
         repo = "varunneal/flash-attention-3" if cap == (9, 0) else "kernels-community/flash-attn3"
         flash_attn_func = get_kernel(repo).flash_attn_interface.flash_attn_func
-    except Exception as e:  # fork addition: fall back rather than die
-        print(f"Flash-Attention 3 unavailable ({type(e).__name__}: {e})")
+    except Exception as e:  # fork addition: fall back to SDPA (below) rather than die
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        print(f"WARNING: Flash-Attention 3 could not be loaded, attention runs on PyTorch SDPA "
+              f"(slower: fewer steps, figures not comparable with FA3 runs): {reason}", flush=True)
 
 # Fork addition: off CUDA, or without the kernel, PyTorch SDPA with the same contract:
 # (B, T, H, D) tensors, and with window (w, 0) query i sees keys i-w..i.
@@ -68,7 +72,8 @@ def sdpa_attn_func(q, k, v, causal=True, window_size=(-1, 0)):
 
 attention_backend = "fa3" if flash_attn_func is not None else "sdpa"
 if flash_attn_func is None:
-    print(f"Attention: PyTorch SDPA fallback on {device_type}")
+    if device_type != "cuda":
+        print(f"Attention: PyTorch SDPA on {device_type} (Flash-Attention 3 needs CUDA)")
     flash_attn_func = sdpa_attn_func
 
 
@@ -76,17 +81,34 @@ def maybe_compile(fn):
     """Fork addition: compile on CUDA only; a cold CPU compile outlasts a short CPU run."""
     return torch.compile(fn, dynamic=False, fullgraph=True) if device_type == "cuda" else fn
 
+
+# Fork addition: upstream divides by the H100's peak on every GPU, so its MFU is wrong elsewhere.
+# Dense bf16 peak FLOP/s, keyed by a pattern searched in the CUDA device name; first match wins.
+PEAK_BF16_FLOPS_BY_DEVICE = {
+    r"H100.*PCIe": 756e12, r"H[12]00.*NVL": 835.5e12, r"H100|H200": 989.5e12, r"B200": 2250e12,
+    r"A100": 312e12, r"L40S": 362e12, r"L40\b": 181e12, r"L4\b": 121e12, r"A10\b": 125e12,
+    r"RTX 4090": 165.2e12, r"RTX 3090": 71e12,
+}
+
+
+def peak_bf16_flops(device_name, fallback):
+    """(peak FLOP/s, note): the table's figure, or `fallback` with a note for an unknown device."""
+    for pattern, flops in PEAK_BF16_FLOPS_BY_DEVICE.items():
+        if re.search(pattern, device_name):
+            return flops, None
+    return fallback, f"{device_name!r} not in PEAK_BF16_FLOPS_BY_DEVICE: MFU against the H100 peak, as upstream"
+
 # -----------------------------------------------------------------------------
 # GPT model
 
 @dataclass
 class GPTConfig:
     sequence_len: int = 2048
-    vocab_size: int = 8192
-    n_layer: int = 8
-    n_head: int = 4
-    n_kv_head: int = 4
-    n_embd: int = 512
+    vocab_size: int = 32768
+    n_layer: int = 12
+    n_head: int = 6
+    n_kv_head: int = 6
+    n_embd: int = 768
     window_pattern: str = "SSSL"
 
 
@@ -94,7 +116,7 @@ def norm(x):
     return F.rms_norm(x, (x.size(-1),))
 
 
-def has_value_embedding(layer_idx, n_layer):
+def has_ve(layer_idx, n_layer):
     return layer_idx % 2 == (n_layer - 1) % 2  # alternate layers, always the last
 
 
@@ -117,8 +139,8 @@ class CausalSelfAttention(nn.Module):
         self.c_v = nn.Linear(config.n_embd, kv_dim, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.ve_gate_channels = 32
-        has_ve = has_value_embedding(layer_idx, config.n_layer)
-        self.ve_gate = nn.Linear(self.ve_gate_channels, self.n_kv_head, bias=False) if has_ve else None
+        self.ve_gate = (nn.Linear(self.ve_gate_channels, self.n_kv_head, bias=False)
+                        if has_ve(layer_idx, config.n_layer) else None)
 
     def forward(self, x, ve, cos_sin, window_size):
         B, T, _ = x.size()
@@ -159,7 +181,7 @@ class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.window_sizes = self.compute_window_sizes(config)
+        self.window_sizes = self._compute_window_sizes(config)
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
@@ -167,18 +189,17 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.resid_lambdas = nn.Parameter(torch.ones(config.n_layer))
         self.x0_lambdas = nn.Parameter(torch.zeros(config.n_layer))
-        kv_dim = config.n_kv_head * (config.n_embd // config.n_head)
+        head_dim = config.n_embd // config.n_head
         self.value_embeds = nn.ModuleDict({
-            str(i): nn.Embedding(config.vocab_size, kv_dim)
-            for i in range(config.n_layer) if has_value_embedding(i, config.n_layer)
+            str(i): nn.Embedding(config.vocab_size, config.n_kv_head * head_dim)
+            for i in range(config.n_layer) if has_ve(i, config.n_layer)
         })
         self.rotary_seq_len = config.sequence_len * 10  # headroom beyond the context
-        cos, sin = self.rotary_tables()
+        cos, sin = self._precompute_rotary_embeddings(self.rotary_seq_len, head_dim)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    @staticmethod
-    def compute_window_sizes(config):
+    def _compute_window_sizes(self, config):
         lengths = {"L": config.sequence_len, "S": config.sequence_len // 2}
         pattern = config.window_pattern.upper()
         assert set(pattern) <= set(lengths), f"window pattern {pattern!r} may use only S and L"
@@ -186,11 +207,11 @@ class GPT(nn.Module):
         windows[-1] = (config.sequence_len, 0)  # the last layer always sees the full context
         return windows
 
-    def rotary_tables(self, base=10000):
-        head_dim = self.config.n_embd // self.config.n_head
-        device = self.transformer.wte.weight.device
+    def _precompute_rotary_embeddings(self, seq_len, head_dim, base=10000, device=None):
+        if device is None:
+            device = self.transformer.wte.weight.device
         inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
-        angles = torch.outer(torch.arange(self.rotary_seq_len, dtype=torch.float32, device=device), inv_freq)
+        angles = torch.outer(torch.arange(seq_len, dtype=torch.float32, device=device), inv_freq)
         cos, sin = angles.cos().bfloat16(), angles.sin().bfloat16()
         return cos[None, :, None, :], sin[None, :, None, :]  # (1, T, 1, head_dim/2)
 
@@ -210,7 +231,8 @@ class GPT(nn.Module):
             nn.init.uniform_(table.weight, -s, s)
         self.resid_lambdas.fill_(1.0)
         self.x0_lambdas.fill_(0.1)
-        self.cos, self.sin = self.rotary_tables()
+        self.cos, self.sin = self._precompute_rotary_embeddings(self.rotary_seq_len,
+                                                                self.config.n_embd // self.config.n_head)
         self.transformer.wte.to(dtype=torch.bfloat16)
         self.value_embeds.to(dtype=torch.bfloat16)
 
@@ -234,7 +256,8 @@ class GPT(nn.Module):
         attention = sum(12 * self.config.n_head * head_dim * min(w, T) for w, _ in self.window_sizes)
         return 6 * matmul_params + attention
 
-    def setup_optimizer(self, unembedding_lr, embedding_lr, matrix_lr, weight_decay, adam_betas, scalar_lr):
+    def setup_optimizer(self, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, weight_decay=0.0,
+                        adam_betas=(0.8, 0.95), scalar_lr=0.5):
         model_dim = self.config.n_embd
         dim_scale = (model_dim / 768) ** -0.5  # LRs were tuned at width 768
         print(f"Scaling AdamW LRs by 1/sqrt({model_dim}/768) = {dim_scale:.6f}")
@@ -293,7 +316,9 @@ def adamw_step_fused(p, grad, exp_avg, exp_avg_sq, step_t, lr_t, beta1_t, beta2_
     exp_avg_sq.lerp_(grad.square(), 1 - beta2_t)
     bias1 = 1 - beta1_t ** step_t
     bias2 = 1 - beta2_t ** step_t
-    p.sub_((lr_t / bias1) * exp_avg / ((exp_avg_sq / bias2).sqrt() + eps_t))
+    denom = (exp_avg_sq / bias2).sqrt() + eps_t
+    step_size = lr_t / bias1
+    p.add_(exp_avg / denom, alpha=-step_size)
 
 
 def polar_express(X, steps):
@@ -310,7 +335,8 @@ def polar_express(X, steps):
 
 
 @maybe_compile
-def muon_step_fused(grads, params, momentum_buffer, second_momentum, momentum_t, lr_t, wd_t, beta2_t, ns_steps):
+def muon_step_fused(grads, params, momentum_buffer, second_momentum_buffer, momentum_t, lr_t, wd_t, beta2_t,
+                    ns_steps):
     # Nesterov momentum
     momentum = momentum_t.to(grads.dtype)
     momentum_buffer.lerp_(grads, 1 - momentum)
@@ -324,8 +350,8 @@ def muon_step_fused(grads, params, momentum_buffer, second_momentum, momentum_t,
     reduced = g.size(reduce_dim)
     v = g.float().square().mean(dim=reduce_dim, keepdim=True)
     norm_before = (v.sum(dim=(-2, -1), keepdim=True) * reduced).sqrt()
-    second_momentum.lerp_(v.to(second_momentum.dtype), (1 - beta2_t.to(g.dtype)).float())
-    scale = second_momentum.clamp_min(1e-10).rsqrt()
+    second_momentum_buffer.lerp_(v.to(second_momentum_buffer.dtype), (1 - beta2_t.to(g.dtype)).float())
+    scale = second_momentum_buffer.clamp_min(1e-10).rsqrt()
     norm_after = (v * reduced * scale.float().square()).sum(dim=(-2, -1), keepdim=True).sqrt()
     g = g * (scale * (norm_before / norm_after.clamp_min(1e-10))).to(g.dtype)
     # cautious weight decay: only where update and weight agree in sign (lr and wd in bf16, as the update)
@@ -339,17 +365,15 @@ class MuonAdamW(torch.optim.Optimizer):
 
     def __init__(self, param_groups):
         super().__init__(param_groups, defaults={})
-        # 0-D CPU tensors keep changing scalars out of the compiled graphs' guards
+        # 0-D CPU tensors keep the changing scalars out of the compiled graphs' guards
         scalar_device = "cpu" if device_type in ("cuda", "cpu") else device_type  # fork addition (MPS)
-        self.scalars = {name: torch.tensor(0.0, device=scalar_device) for name in
-                        ("step", "lr", "beta1", "beta2", "eps", "wd", "momentum")}
+        scalar = lambda: torch.tensor(0.0, dtype=torch.float32, device=scalar_device)
+        self._adamw_step_t, self._adamw_lr_t, self._adamw_beta1_t = scalar(), scalar(), scalar()
+        self._adamw_beta2_t, self._adamw_eps_t, self._adamw_wd_t = scalar(), scalar(), scalar()
+        self._muon_momentum_t, self._muon_lr_t, self._muon_wd_t, self._muon_beta2_t = (
+            scalar(), scalar(), scalar(), scalar())
 
-    def set_scalars(self, **values):
-        for name, value in values.items():
-            self.scalars[name].fill_(value)
-        return self.scalars
-
-    def step_adamw(self, group):
+    def _step_adamw(self, group):
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -359,33 +383,45 @@ class MuonAdamW(torch.optim.Optimizer):
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
             state["step"] += 1
-            s = self.set_scalars(step=state["step"], lr=group["lr"], beta1=group["betas"][0],
-                                 beta2=group["betas"][1], eps=group["eps"], wd=group["weight_decay"])
-            adamw_step_fused(p, p.grad, state["exp_avg"], state["exp_avg_sq"],
-                             s["step"], s["lr"], s["beta1"], s["beta2"], s["eps"], s["wd"])
+            self._adamw_step_t.fill_(state["step"])
+            self._adamw_lr_t.fill_(group["lr"])
+            self._adamw_beta1_t.fill_(group["betas"][0])
+            self._adamw_beta2_t.fill_(group["betas"][1])
+            self._adamw_eps_t.fill_(group["eps"])
+            self._adamw_wd_t.fill_(group["weight_decay"])
+            adamw_step_fused(p, p.grad, state["exp_avg"], state["exp_avg_sq"], self._adamw_step_t,
+                             self._adamw_lr_t, self._adamw_beta1_t, self._adamw_beta2_t,
+                             self._adamw_eps_t, self._adamw_wd_t)
 
-    def step_muon(self, group):
-        params = [p for p in group["params"] if p.grad is not None]
+    def _step_muon(self, group):
+        params = group["params"]
         if not params:
             return
-        rows, cols = params[0].shape
-        state = self.state[params[0]]
-        if not state:
-            state["momentum_buffer"] = torch.zeros(len(params), rows, cols, device=params[0].device)
-            moment_shape = (len(params), rows, 1) if rows >= cols else (len(params), 1, cols)
-            state["second_momentum"] = torch.zeros(moment_shape, device=params[0].device)
-        lr = group["lr"] * max(1.0, rows / cols) ** 0.5
-        s = self.set_scalars(momentum=group["momentum"], lr=lr, wd=group["weight_decay"], beta2=group["beta2"])
-        stacked = torch.stack(params)
-        muon_step_fused(torch.stack([p.grad for p in params]).float(), stacked,
-                        state["momentum_buffer"], state["second_momentum"],
-                        s["momentum"], s["lr"], s["wd"], s["beta2"], group["ns_steps"])
-        torch._foreach_copy_(params, list(stacked.unbind(0)))
+        p = params[0]
+        rows, cols = p.shape
+        state = self.state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros(len(params), rows, cols, dtype=p.dtype, device=p.device)
+        if "second_momentum_buffer" not in state:
+            shape = (len(params), rows, 1) if rows >= cols else (len(params), 1, cols)
+            state["second_momentum_buffer"] = torch.zeros(shape, dtype=p.dtype, device=p.device)
+        self._muon_momentum_t.fill_(group["momentum"])
+        self._muon_beta2_t.fill_(group["beta2"])
+        self._muon_lr_t.fill_(group["lr"] * max(1.0, rows / cols) ** 0.5)
+        self._muon_wd_t.fill_(group["weight_decay"])
+        stacked_params = torch.stack(params)
+        muon_step_fused(torch.stack([q.grad for q in params]), stacked_params, state["momentum_buffer"],
+                        state["second_momentum_buffer"], self._muon_momentum_t, self._muon_lr_t,
+                        self._muon_wd_t, self._muon_beta2_t, group["ns_steps"])
+        torch._foreach_copy_(params, list(stacked_params.unbind(0)))
 
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            (self.step_adamw if group["kind"] == "adamw" else self.step_muon)(group)
+            if group["kind"] == "adamw":
+                self._step_adamw(group)
+            elif group["kind"] == "muon":
+                self._step_muon(group)
 
 # -----------------------------------------------------------------------------
 # Hyperparameters: edit these directly, no flags
@@ -416,7 +452,7 @@ DEVICE_BATCH_SIZE = 128   # sequences per forward/backward; lower it if memory r
 
 def get_lr_multiplier(progress):
     if progress < WARMUP_RATIO:
-        return (progress + 1e-8) / WARMUP_RATIO
+        return progress / WARMUP_RATIO
     if progress < 1.0 - WARMDOWN_RATIO:
         return 1.0
     left = (1.0 - progress) / WARMDOWN_RATIO
@@ -432,7 +468,8 @@ def get_weight_decay(progress):
     return WEIGHT_DECAY * (1 - progress)
 
 
-def build_model_config(depth, vocab_size):
+def build_model_config(depth):
+    """The GPT for a depth; vocab_size is the tokenizer's, set during setup below."""
     model_dim = -(-depth * ASPECT_RATIO // HEAD_DIM) * HEAD_DIM
     n_head = model_dim // HEAD_DIM
     return GPTConfig(sequence_len=MAX_SEQ_LEN, vocab_size=vocab_size, n_layer=depth, n_head=n_head,
@@ -443,6 +480,7 @@ def build_model_config(depth, vocab_size):
 
 seed = int(os.environ.get("AUTORESEARCH_SEED", "42"))  # fork addition: seed studies without edits
 on_cuda = device_type == "cuda"
+t_start = time.time()  # total_seconds counts from here: after imports and the kernel load
 torch.manual_seed(seed)
 if on_cuda:
     torch.cuda.manual_seed(seed)
@@ -451,21 +489,25 @@ device = torch.device(device_type)
 autocast_ctx = torch.amp.autocast(device_type=device_type, dtype=torch.bfloat16)
 H100_BF16_PEAK_FLOPS = 989.5e12
 synchronize = torch.cuda.synchronize if on_cuda else (lambda: None)
+device_name = torch.cuda.get_device_name() if on_cuda else device_type
+peak_flops, peak_flops_note = peak_bf16_flops(device_name, H100_BF16_PEAK_FLOPS)  # fork addition
 
+check_prepared()  # fork addition
 tokenizer = Tokenizer.from_directory()
 vocab_size = tokenizer.get_vocab_size()
 print(f"Vocab size: {vocab_size:,}")
 
-config = build_model_config(DEPTH, vocab_size)
-print(f"Model config: {config}")
+config = build_model_config(DEPTH)
+print(f"Model config: {asdict(config)}")
 with torch.device("meta"):
     model = GPT(config)
 model.to_empty(device=device)
 model.init_weights()
 
 param_counts = model.num_scaling_params()
+print("Parameter counts:")
 for name, count in param_counts.items():
-    print(f"{name:24s}: {count:,}")
+    print(f"  {name:24s}: {count:,}")
 num_params = param_counts["total"]
 num_flops_per_token = model.estimate_flops()
 print(f"Estimated FLOPs per token: {num_flops_per_token:e}")
@@ -517,19 +559,19 @@ while True:
 
     train_loss_f = train_loss.item()
     if math.isnan(train_loss_f) or train_loss_f > 100:  # fast fail: the run has diverged
-        print("\nFAIL")
+        print("FAIL")
         raise SystemExit(1)
 
     synchronize()
     dt = time.time() - t0
-    if step >= 10:  # the first steps compile and warm up; they do not count
+    if step > 10:  # steps 0-10 (11 steps) compile and warm up; they do not count
         total_training_time += dt
 
     ema_beta = 0.9
     smooth_train_loss = ema_beta * smooth_train_loss + (1 - ema_beta) * train_loss_f
     debiased_loss = smooth_train_loss / (1 - ema_beta ** (step + 1))
     tokens_per_sec = int(TOTAL_BATCH_SIZE / dt)
-    mfu = 100 * num_flops_per_token * TOTAL_BATCH_SIZE / dt / H100_BF16_PEAK_FLOPS if on_cuda else 0.0
+    mfu = 100 * num_flops_per_token * TOTAL_BATCH_SIZE / dt / peak_flops if on_cuda else 0.0
     remaining = max(0.0, TIME_BUDGET - total_training_time)
     print(f"\rstep {step:05d} ({100 * progress:.1f}%) | loss: {debiased_loss:.6f} | lrm: {lrm:.2f} | "
           f"dt: {dt * 1000:.0f}ms | tok/sec: {tokens_per_sec:,} | mfu: {mfu:.1f}% | epoch: {epoch} | "
@@ -558,9 +600,8 @@ with autocast_ctx:
     val_bpb = evaluate_bpb(model, tokenizer, DEVICE_BATCH_SIZE)
 
 t_end = time.time()
-counted_steps = step - 10
-mfu_percent = (100 * num_flops_per_token * TOTAL_BATCH_SIZE * counted_steps / total_training_time
-               / H100_BF16_PEAK_FLOPS) if on_cuda and total_training_time > 0 else 0.0
+mfu_percent = (100 * num_flops_per_token * TOTAL_BATCH_SIZE * (step - 10) / total_training_time
+               / peak_flops) if on_cuda and total_training_time > 0 else 0.0
 peak_vram_mb = torch.cuda.max_memory_allocated() / 1024 / 1024 if on_cuda else 0.0
 
 summary = {
@@ -594,9 +635,11 @@ if summary_path:
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "started_at_utc": started_at_utc,
         "finished_at_utc": utc_now(),
-        "device": torch.cuda.get_device_name() if on_cuda else device_type,
+        "device": device_name,
         "torch_version": torch.__version__,
         "attention": attention_backend,
+        "mfu_peak_flops": peak_flops if on_cuda else None,
+        "mfu_note": peak_flops_note if on_cuda else f"no CUDA device ({device_type}): MFU not measured",
         "time_budget_s": prepare.TIME_BUDGET,  # prepare's values: what the metric really used
         "max_seq_len": prepare.MAX_SEQ_LEN,
         "eval_tokens": prepare.EVAL_TOKENS,

@@ -6,13 +6,22 @@ rewriting one `NAME = value` line in *copies* of prepare.py and train.py
 synthetic parquet shards (`make_corpus`), and load train.py's definitions
 without its training loop by executing its source up to the `# Setup` banner
 (`load_train_definitions`).
+
+Two train.py files are under test. The working copy is what an agent edits on
+its experiment branch: tests of mechanisms (attention, the loop, the summary)
+run on it and must pass for any reasonable edit of its constants. The released
+baseline is pinned in tests/data/train_baseline.py by sha256: tests of the
+baseline's figures and rules (parameter counts, FLOPs, groups, learning rates,
+schedules, optimizer formulas) run on it, so an experiment never turns them red.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +30,9 @@ import unittest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_PY = os.path.join(REPO_ROOT, "train.py")
+BASELINE_TRAIN_PY = os.path.join(REPO_ROOT, "tests", "data", "train_baseline.py")
+# Refresh both together when the released baseline changes on purpose (docs/training.md, "Tests").
+BASELINE_SHA256 = "276b9f64433459f221edf41ff9e2ee19ddf3755cc2f53919446eaeecd2cd58d8"
 PREPARE_PY = os.path.join(REPO_ROOT, "prepare.py")
 SETUP_BANNER = "# Setup"  # train.py's first line after the definitions
 TRAINING_DEPS = ("torch", "numpy", "pyarrow", "rustbpe", "tiktoken", "requests")
@@ -58,24 +70,31 @@ def set_torch_threads():
     torch.set_num_threads(TORCH_THREADS)
 
 
-def load_train_definitions():
-    """Execute train.py up to its `# Setup` banner: imports, model, optimizer, constants."""
-    with open(TRAIN_PY) as f:
+def load_train_definitions(path=TRAIN_PY):
+    """Execute a train.py up to its `# Setup` banner: imports, model, optimizer, constants."""
+    with open(path) as f:
         source = f.read()
     lines = source.splitlines(keepends=True)
     cuts = [i for i, line in enumerate(lines) if line.startswith(SETUP_BANNER)]
-    assert len(cuts) == 1, f"train.py must have exactly one line starting with {SETUP_BANNER!r}"
+    assert len(cuts) == 1, f"{path} must have exactly one line starting with {SETUP_BANNER!r}"
     module = types.ModuleType("train_definitions")
-    module.__file__ = TRAIN_PY
+    module.__file__ = path
     if REPO_ROOT not in sys.path:
         sys.path.insert(0, REPO_ROOT)
     saved = os.environ.pop("AUTORESEARCH_SUMMARY_PATH", None)
     try:
-        exec(compile("".join(lines[:cuts[0]]), TRAIN_PY, "exec"), module.__dict__)
+        exec(compile("".join(lines[:cuts[0]]), path, "exec"), module.__dict__)
     finally:
         if saved is not None:
             os.environ["AUTORESEARCH_SUMMARY_PATH"] = saved
     return module
+
+
+def load_baseline_definitions():
+    """The released baseline's definitions, after checking the pinned copy is intact."""
+    found = sha256_of(BASELINE_TRAIN_PY)
+    assert found == BASELINE_SHA256, f"{BASELINE_TRAIN_PY} changed (sha256 {found}); see its pin in {__file__}"
+    return load_train_definitions(BASELINE_TRAIN_PY)
 
 
 def load_module_from(path, name, home=None):
@@ -102,11 +121,12 @@ def shrink_constants(source, overrides):
     return source
 
 
-def write_shrunk_copies(workdir, prepare_overrides, train_overrides):
-    for src, overrides in ((PREPARE_PY, prepare_overrides), (TRAIN_PY, train_overrides)):
+def write_shrunk_copies(workdir, prepare_overrides, train_overrides, train_py=TRAIN_PY):
+    for src, name, overrides in ((PREPARE_PY, "prepare.py", prepare_overrides),
+                                 (train_py, "train.py", train_overrides)):
         with open(src) as f:
             text = shrink_constants(f.read(), overrides)
-        with open(os.path.join(workdir, os.path.basename(src)), "w") as f:
+        with open(os.path.join(workdir, name), "w") as f:
             f.write(text)
 
 # -----------------------------------------------------------------------------
@@ -114,17 +134,19 @@ def write_shrunk_copies(workdir, prepare_overrides, train_overrides):
 
 def make_words(rng, count):
     syllables = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "da", "qu", "zo", "shi", "ber", "ton"]
+    if count > 1000:  # room for thousands of words, so BPE finds merges for a full 8192-token vocabulary
+        syllables += [c + v for c in "bdfghklmnprstvwz" for v in "aeiouy"]
     words = set()
     while len(words) < count:
         words.add("".join(rng.choice(syllables) for _ in range(rng.randint(1, 3))))
     return sorted(words)
 
 
-def make_document(rng, words, successors):
+def make_document(rng, words, successors, sentences_per_doc=(2, 20)):
     """Sentences from a word chain where each word has four likely successors."""
     sentences = []
     word = rng.choice(words)
-    for _ in range(rng.randint(2, 20)):
+    for _ in range(rng.randint(*sentences_per_doc)):
         picked = []
         for _ in range(rng.randint(4, 14)):
             picked.append(word)
@@ -138,17 +160,17 @@ def make_document(rng, words, successors):
     return " ".join(sentences)
 
 
-def make_corpus(home, num_train_shards=2, docs_per_shard=1500, seed=0):
+def make_corpus(home, num_train_shards=2, docs_per_shard=1500, seed=0, num_words=400, sentences_per_doc=(2, 20)):
     """Write train shards 0..n-1 and the validation shard under home's cache."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     data_dir = os.path.join(home, ".cache", "autoresearch", "data")
     os.makedirs(data_dir, exist_ok=True)
     rng = random.Random(seed)
-    words = make_words(rng, 400)
+    words = make_words(rng, num_words)
     successors = {word: rng.sample(words, 4) for word in words}
     for index in list(range(num_train_shards)) + [6542]:
-        texts = [make_document(rng, words, successors) for _ in range(docs_per_shard)]
+        texts = [make_document(rng, words, successors, sentences_per_doc) for _ in range(docs_per_shard)]
         pq.write_table(pa.table({"text": texts}), os.path.join(data_dir, f"shard_{index:05d}.parquet"),
                        row_group_size=500)
     return data_dir
@@ -156,14 +178,36 @@ def make_corpus(home, num_train_shards=2, docs_per_shard=1500, seed=0):
 # -----------------------------------------------------------------------------
 # Running the copies as processes
 
-def run_script(workdir, home, args, env=None, timeout=600):
+def run_script(workdir, home, args, env=None, timeout=600, capture=True):
+    """Run `python args...` in workdir with HOME at `home`, offline; output captured or streamed."""
     full_env = dict(os.environ)
     full_env.pop("AUTORESEARCH_SUMMARY_PATH", None)
     full_env.update({"HOME": home, "OMP_NUM_THREADS": str(TORCH_THREADS), "PYTHONUNBUFFERED": "1",
                      "HF_HUB_OFFLINE": "1"})
     full_env.update(env or {})
     return subprocess.run([sys.executable] + list(args), cwd=workdir, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=capture, text=True, timeout=timeout)
+
+
+def run_pipeline(root, prepare_overrides, train_overrides, num_shards, docs_per_shard, env=None, **corpus):
+    """Synthetic corpus -> shrunken prepare.py -> shrunken train.py with the sidecar, output streamed.
+
+    Everything lives under `root`; returns the sidecar's path. A failing step
+    exits with a one-line error."""
+    home, workdir = os.path.join(root, "home"), os.path.join(root, "run")
+    os.makedirs(workdir)
+    summary_path = os.path.join(root, "results", "summary.json")
+    make_corpus(home, num_train_shards=num_shards, docs_per_shard=docs_per_shard, **corpus)
+    write_shrunk_copies(workdir, prepare_overrides, train_overrides)
+    print(f"Synthetic corpus and shrunken copies in {root}", flush=True)
+    steps = ((["prepare.py", "--num-shards", str(num_shards)], env),
+             (["train.py"], dict(env or {}, AUTORESEARCH_SUMMARY_PATH=summary_path)))
+    for args, step_env in steps:
+        print(f"$ python {' '.join(args)}", flush=True)
+        code = run_script(workdir, home, args, env=step_env, timeout=None, capture=False).returncode
+        if code != 0:
+            sys.exit(f"error: {args[0]} failed with exit code {code}")
+    return summary_path
 
 
 def parse_summary(stdout):
@@ -189,5 +233,22 @@ def read_json(path):
         return json.load(f)
 
 
-def new_tempdir(prefix):
-    return tempfile.mkdtemp(prefix=prefix)
+@contextlib.contextmanager
+def scratch_dir(prefix, keep=False):
+    """A temporary directory for a script's run; removed afterwards unless `keep` (then its path is printed)."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"Kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def print_sidecar(path):
+    """Print a run's summary sidecar as indented JSON and return it."""
+    sidecar = read_json(path)
+    print(f"\nSummary sidecar ({path}):")
+    print(json.dumps(sidecar, indent=2, sort_keys=True))
+    return sidecar
