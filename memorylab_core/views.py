@@ -410,7 +410,7 @@ def format_brief(brief: dict) -> str:
              f"{counts.get('crash', 0)}",
              champion_line(brief["champion"])]
     if brief["champion"]:
-        lines.append(f"Best so far (keep a run only below it): "
+        lines.append(f"Best so far (the champion value): "
                      f"{_num(brief['champion'].get('val_bpb'))} val_bpb")
     if brief.get("comparability_class"):
         lines.append(f"Comparability class: {brief['comparability_class']}")

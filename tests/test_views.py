@@ -221,7 +221,7 @@ class QueryCliTest(LabCase):
         text = self.ok("brief").out
         self.assertIn(f"Champion: run {self.ids[1]} on commit ", text)
         self.assertIn("(provisional: a single run), 43.9 GB, 953 steps", text)
-        self.assertIn("Best so far (keep a run only below it): 0.990000 val_bpb", text)
+        self.assertIn("Best so far (the champion value): 0.990000 val_bpb", text)
         self.assertIn("Noise floor: σ = 0.001000 (prior", text)
         self.assertIn("Decisions (1 open, 2 closed; open first):\n  [open] ", text)
         self.assertIn("Next: fix_and_retry", text)
