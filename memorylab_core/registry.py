@@ -390,11 +390,14 @@ class Board:
         self._registry = None
 
     def record_decision(self, packet):
-        """Set the decision packet of the last row (the run being logged) once decided:
-        it may refute its replicate group, so its class is ranked again."""
+        """Set the decision packet of the last row (the run being logged) once decided;
+        when it refutes (or clears) its replicate group, the class is ranked again."""
         self.rows[-1]["decision_packet"] = packet
-        self._sections.pop(self.classes[-1], None)
-        self._registry = None
+        section = self._sections.get(self.classes[-1])
+        group = section.groups.get(self.facts[-1][GROUP]) if section is not None else None
+        if group is not None and is_refuted(section.ranked, group["indices"]) != group["refuted"]:
+            del self._sections[self.classes[-1]]
+            self._registry = None
 
     @property
     def registry(self):
