@@ -428,9 +428,11 @@ def format_brief(brief: dict) -> str:
             lines.append(f"  [{d['state']}] {d['run_id']} {d['status']:<7} "
                          f"{d['next_action']}/{d['priority']}: {d['summary']}")
     if brief["failure_clusters"]:
-        lines.append("Avoid (discarded ideas):")
+        lines.append("Avoid (discarded ideas; their best value says how close they came):")
         for c in brief["failure_clusters"]:
-            lines.append(f"  {c['label']} (size {c['size']})")
+            best = c.get("best_val_bpb")
+            best = f", best {best:.6f}" if isinstance(best, float) else ""
+            lines.append(f"  {c['label']} (size {c['size']}{best})")
     if brief.get("crash_clusters"):
         lines.append("Crashes (a fix of a crashed idea is allowed):")
         for c in brief["crash_clusters"]:

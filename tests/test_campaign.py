@@ -228,6 +228,7 @@ class Campaign(LabCase):
         self.assertEqual(rerun_of_champion, champion)
         avoid = brief.split("Avoid", 1)[1].split("Crashes", 1)[0]
         self.assertEqual(avoid.count("\n  "), 1, avoid)  # the batch discard only
+        self.assertIn("TOTAL_BATCH_SIZE up (size 1, best 0.999000)", avoid)
         self.assertNotIn("DEPTH", avoid)
         self.assertNotIn("SEED", avoid)
         follow_up = self.check("DEPTH 10 -> 12")
