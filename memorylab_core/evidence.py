@@ -68,10 +68,12 @@ def assess(idea, history, **options):
         # variant of a failed idea (same knob, another value) would repeat the failure
         idea = dict(idea, family="")
     judged, crashes = [], []
-    for row in history:
-        if status_of(row) == "crash":
+    for row in history:  # plain field reads first: this runs over every row
+        status = row.get("status")
+        if status == "crash" or (status != "keep" and status != "discard"
+                                 and status_of(row) == "crash"):
             crashes.append(row)
-        elif role_of(row) != "replicate":
+        elif row.get("role") != "replicate":
             judged.append(row)
     guard = novelty.assess(idea, judged, **options)
     guard["fix_of"] = None

@@ -270,6 +270,13 @@ def noise_warning(floor, ranked_facts, champion):
             "try bolder changes and expect to replicate before any promotion")
 
 
+def _steps_of(row):
+    """metric(row, "num_steps") with a fast path for the plain number slim rows hold."""
+    metrics = row.get("metrics")
+    value = metrics.get("num_steps") if type(metrics) is dict else None
+    return value if type(value) is int else metric(row, "num_steps")
+
+
 def steps_note(rows, groups):
     """A sentence when reruns of one config differ by more than 5% in num_steps (the
     time budget is fixed, so a busy or throttled machine changes the steps and σ then
@@ -278,8 +285,8 @@ def steps_note(rows, groups):
     for group in groups.values():
         if len(group["indices"]) < 2:
             continue
-        steps = [metric(rows[index], "num_steps") for index in group["indices"]]
-        steps = [value for value in steps if value]
+        steps = [value for value in map(_steps_of, (rows[index] for index in group["indices"]))
+                 if value]
         if len(steps) >= 2 and max(steps) / min(steps) - 1.0 > spread:
             worst, spread = (min(steps), max(steps)), max(steps) / min(steps) - 1.0
     if spread <= 0.05:
