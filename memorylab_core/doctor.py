@@ -130,8 +130,9 @@ def _registry_state(store, rows, now):
     if not isinstance(current, dict):
         return "unreadable"
     fresh = json.loads(store_module.to_json(registry.build_registry(rows, now=now)))
-    current.pop("generated_at_utc", None)
-    fresh.pop("generated_at_utc", None)
+    for stamp in ("generated_at_utc", "ledger_size"):
+        current.pop(stamp, None)
+        fresh.pop(stamp, None)
     return "ok" if current == fresh else "stale"
 
 

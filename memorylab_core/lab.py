@@ -184,14 +184,23 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     try:
         if not skip_archive and patch is not None:
             store.write_file(os.path.join(staged, "train.patch"), patch)
+        # The board is read or built before the exclusive lock (under the shared one
+        # only), so concurrent writers build boards side by side; under the lock it
+        # is replaced only when a fresher registry file describes the ledger by then.
+        with store.lock(exclusive=False):
+            rows, _ = store.read_rows()
+        registry_before = registry_now(store, rows, now)
         with store.lock():
             store.ensure_layout()
-            rows, bad = store.read_rows()
+            rows_now, bad = store.read_rows()
+            if len(rows_now) != len(rows):
+                registry_before = store.fresh_registry(len(rows_now), rows_now) or \
+                    registry_before
+            rows = rows_now
             known = {row.get("run_id") for row in rows}
             record = dict(draft)
             record["run_id"] = records.unique_run_id(
                 now, record["commit"], lambda run_id: store.taken(run_id, known))
-            registry_before = registry_now(store, rows, now)
             guard = novelty.assess(
                 idea, rows, mode=mode, threshold=threshold, limit=limit,
                 base_constants=base_constants, config=config,
@@ -201,22 +210,30 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
                 record, registry_before, guard, rows=rows, noise_factor=noise_factor)
             record["artifacts"] = _artifacts(store, record["run_id"], staged)
             _write_packet(store, staged, record["decision_packet"])
-            after = rows + [store_module.slim_row(record, None)]
-            registry_after = registry.build_registry(after, now=now)
-            warnings = store.commit_run(record, staged, registry_after)
+            warnings = store.commit_run(record, staged)
             staged = None  # committed: from here on nothing may fail the command
-            report_paths = []
-            if with_report:
-                try:
+            ledger_size = store.ledger_size()
+        # The registry after the run, built with the lock released and written only
+        # while no later writer has appended (that one writes its own).
+        after = rows + [store_module.slim_row(record, None)]
+        registry_after = registry.build_registry(after, now=now)
+        store.write_registry_if_current(registry_after, ledger_size)
+        report_paths = []
+        if with_report:
+            try:
+                with store.lock(exclusive=False):
                     rows_now, _ = store.read_rows()
-                    report_paths = _write_report(store, rows_now, registry_after, now=now,
+                    board = registry_after if len(rows_now) == len(after) else \
+                        registry_now(store, rows_now, now)
+                    report_paths = _write_report(store, rows_now, board, now=now,
                                                  since_hours=since_hours)
-                except Exception as exc:  # the run is recorded; `report` redoes this
-                    warnings.append(f"the report was not written ({type(exc).__name__}: {exc})")
+            except Exception as exc:  # the run is recorded; `report` redoes this
+                warnings.append(f"the report was not written ({type(exc).__name__}: {exc})")
     finally:
         if staged is not None:
             import shutil
             shutil.rmtree(staged, ignore_errors=True)
+            store.release_staging(staged)
     return {"record": record, "registry": registry_after, "report_paths": report_paths,
             "bad_lines": bad, "warnings": warnings}
 
