@@ -18,9 +18,14 @@ UPSTREAM = HEADER + (
 )
 
 
+def parse(text, **kwargs):
+    rows, problems = importer.parse_tsv(text, **kwargs)
+    return rows
+
+
 class ParseTest(unittest.TestCase):
     def test_rows_header_crash_and_spaces(self):
-        rows = importer.parse_tsv(UPSTREAM)
+        rows = parse(UPSTREAM)
         self.assertEqual(len(rows), 5)
         self.assertEqual(rows[0]["row"], 1)
         self.assertEqual(rows[0]["line"], 2)
@@ -28,28 +33,59 @@ class ParseTest(unittest.TestCase):
         self.assertEqual((rows[3]["status"], rows[3]["val_bpb"], rows[3]["memory_gb"]),
                          ("crash", None, None))
         self.assertEqual(rows[4]["description"], "longer warmdown, with a tab")
-        self.assertEqual(len(importer.parse_tsv(UPSTREAM[len(HEADER):] + "\n\n")), 5)
+        self.assertEqual(len(parse(UPSTREAM[len(HEADER):] + "\n\n")), 5)
 
-    def test_bad_rows_name_the_line(self):
-        cases = {"a1\t0.99\t44.0\tkeep\n": "expected 5",
+    def test_bad_rows_are_reported_by_line_and_skipped(self):
+        cases = {"a1\t0.99\t44.0\tkeep\n": "expected 5 tab-separated columns",
                  "a1\tfast\t44.0\tkeep\tx\n": "val_bpb must be a number",
                  "a1\tnan\t44.0\tkeep\tx\n": "must be finite",
-                 "a1\t0.99\t44.0\twon\tx\n": "status must be one of",
-                 "a1\t0.000000\t0.0\tkeep\tx\n": "positive val_bpb",
+                 "a1\t0.99\t44.0\twon\tx\n": "unknown status 'won'",
+                 "a1\t0.000000\t0.0\tkeep\tx\n": "needs a val_bpb > 0",
+                 "a1\t1e300\t1.0\tkeep\tx\n": "needs a val_bpb > 0 and <= 1e\\+06",
+                 "a1\t0.99\t1e300\tkeep\tx\n": "memory_gb must be within",
                  "\t0.99\t44.0\tkeep\tx\n": "empty commit",
                  "a1\t0.99\t44.0\tkeep\t \n": "empty description"}
         for text, message in cases.items():
+            rows, problems = importer.parse_tsv(HEADER + text + UPSTREAM[len(HEADER):])
+            self.assertEqual(len(rows), 5, text)
+            self.assertEqual(problems[0][0], 2, text)
+            self.assertRegex(problems[0][1], message)
             with self.assertRaisesRegex(records.InputError, f"f.tsv line 2: .*{message}"):
-                importer.parse_tsv(HEADER + text, source="f.tsv")
+                importer.parse_tsv(HEADER + text, source="f.tsv", strict=True)
+
+    def test_headerless_file_and_header_without_upstream_columns(self):
+        self.assertEqual(len(parse(UPSTREAM[len(HEADER):])), 5)
+        with self.assertRaisesRegex(records.InputError, "lacks the column.*memory_gb"):
+            importer.parse_tsv("commit\tval_bpb\tstatus\tdescription\na1\t1\tkeep\tx\n")
+
+    def test_columns_by_header_name_extra_numbers_kept_as_metrics(self):
+        text = ("status\tdescription\tmfu\tcommit\tmemory_gb\tval_bpb\tnote\thypothesis\n"
+                "KEEP\tbigger batch\t41.5\tabc1234\t40.1\t0.98\tfast\tmore tokens help\n")
+        row, = parse(text)
+        self.assertEqual((row["commit"], row["status"], row["status_given"], row["val_bpb"]),
+                         ("abc1234", "keep", "KEEP", 0.98))
+        self.assertEqual(row["metrics"], {"mfu": 41.5})
+        self.assertEqual(row["columns"], {"note": "fast"})
+        self.assertEqual(row["hypothesis"], "more tokens help")
+
+    def test_status_aliases(self):
+        for given, status in (("baseline", "keep"), ("best", "keep"), ("Kept", "keep"),
+                              ("reverted", "discard"), ("tentative", "discard"),
+                              ("OOM", "crash"), ("failed", "crash")):
+            row, = parse(HEADER + f"a1\t0.99\t1.0\t{given}\tx\n")
+            self.assertEqual(row["status"], status, given)
+        for unknown in ("repair", "blocked", "run"):
+            rows, problems = importer.parse_tsv(HEADER + f"a1\t0.99\t1.0\t{unknown}\tx\n")
+            self.assertEqual((rows, problems[0][0]), ([], 2))
 
     def test_new_rows_counts_occurrences(self):
-        rows = importer.parse_tsv(HEADER + "a1\t0.99\t1.0\tkeep\tsame\n" * 3)
+        rows = parse(HEADER + "a1\t0.99\t1.0\tkeep\tsame\n" * 3)
         existing = [{"commit": "a1", "status": "keep", "description": "same",
                      "metrics": {"val_bpb": 0.99}}]
         self.assertEqual([r["row"] for r in importer.new_rows(rows, existing)], [2, 3])
 
     def test_parents_follow_upstream_resets(self):
-        parents = importer.infer_parents(importer.parse_tsv(UPSTREAM))
+        parents = importer.infer_parents(parse(UPSTREAM))
         self.assertEqual(parents, {1: None, 2: "a1b2c3d", 3: "b2c3d4e", 4: "b2c3d4e",
                                    5: "b2c3d4e"})
 
@@ -82,7 +118,9 @@ class ImportCliTest(LabCase):
             self.assertRegex(record["run_id"], r"^\d{8}T\d{6}Z-[0-9a-f]{7}$")
             self.assertIsNone(record["decision_packet"])
         self.assertEqual(len({r["run_id"] for r in ledger}), 5)
-        self.assertEqual([r["timestamp_utc"] for r in ledger][-1], "2026-01-01T06:00:00Z")
+        # no such commits in the repository: the time is unknown, never made up
+        self.assertEqual({r["timestamp_utc"] for r in ledger}, {None})
+        self.assertEqual({r["imported"]["timestamp"] for r in ledger}, {"unknown"})
         # results.tsv mirrors the rows; the registry knows the champion
         self.assertEqual(self.tsv()[1:], UPSTREAM.replace("longer   warmdown, with\ta tab",
                                                           "longer warmdown, with a tab")
@@ -137,9 +175,15 @@ class ImportCliTest(LabCase):
 
     def test_errors_write_nothing(self):
         self.ok("init")
-        self.assertIn("file not found", self.fails("import-tsv", "missing.tsv"))
         self.write("bad.tsv", UPSTREAM + "zzz\t0.99\n")
-        self.assertIn("bad.tsv line 7: expected 5", self.fails("import-tsv", "bad.tsv"))
+        self.write("short.tsv", "commit\tval_bpb\tdescription\n")
+        before = self.snapshot()
+        self.assertIn("file not found", self.fails("import-tsv", "missing.tsv"))
+        self.assertIn("bad.tsv line 7: expected 5", self.fails("import-tsv", "bad.tsv",
+                                                                "--strict"))
+        self.assertIn("lacks the column(s) memory_gb, status", self.fails("import-tsv",
+                                                                          "short.tsv"))
+        self.assertEqual(self.snapshot(), before)
 
     def test_source_outside_the_root_is_absolute(self):
         outside = os.path.join(self.tmp, "night1.tsv")
