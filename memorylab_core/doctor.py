@@ -5,7 +5,8 @@
   with their line numbers, duplicate run ids, a registry that is stale or unreadable;
 - warnings, which need a person: records missing fields, unknown statuses, archived
   files that a record lists but that are gone, run folders no record names, and a
-  results.tsv whose row count differs from the ledger's.
+  results.tsv whose row count differs from the ledger's;
+- stray temp files (`.<name>.tmp-*` left by killed writers), which `repair` removes.
 
 `repair(store, now=...)` moves every bad line, verbatim, to
 results/memorylab/experiments.quarantine.jsonl, gives a record whose run id repeats
@@ -178,6 +179,9 @@ def diagnose(store, *, now):
         missing_files, orphans = _archive_findings(
             store, (record for _, _, record, _ in lines if record is not None))
         tsv_rows = _tsv_rows(store)
+        strays, index_lock = store.stray_temp_files()
+        if index_lock is not None:
+            os.close(index_lock)
     findings = scan_ledger(lines)
     findings.update(
         ledger=store.relpath(store.ledger_path),
@@ -186,9 +190,10 @@ def diagnose(store, *, now):
         orphan_run_dirs=orphans,
         results_tsv_rows=tsv_rows,
         results_tsv_mismatch=tsv_rows is not None and tsv_rows != findings["records"],
+        stray_temp_files=[store.relpath(path) for path in strays],
     )
     findings["problems"] = (len(findings["bad_lines"]) + len(findings["duplicates"])
-                            + (registry_state != "ok"))
+                            + (registry_state != "ok") + len(strays))
     findings["warnings"] = (len(findings["missing_fields"]) + len(findings["unknown_status"])
                             + len(missing_files) + len(orphans)
                             + findings["results_tsv_mismatch"])
@@ -212,8 +217,16 @@ def repair(store, *, now):
         rewrite_registry = changed or _registry_state(store, rows, now) != "ok"
         if rewrite_registry:
             store.write_registry(registry.build_registry(rows, now=now))
+        strays, index_lock = store.stray_temp_files()
+        try:
+            for path in strays:
+                os.unlink(path)
+        finally:
+            if index_lock is not None:
+                os.close(index_lock)
     result = dict(before)
     result.update(quarantined=len(quarantined), renamed=renamed,
+                  removed_temp_files=[store.relpath(path) for path in strays],
                   quarantine=store.relpath(store_module.quarantine_path(store)),
                   registry_rewritten=rewrite_registry, after=diagnose(store, now=now))
     return result
@@ -241,6 +254,8 @@ def format_findings(f, repaired=None):
         f"({'identical copies' if dup['identical'] else 'different records'})"))
     if f["registry"] != "ok":
         lines.append(f"  problem: registry is {f['registry']}")
+    lines += _capped(f["stray_temp_files"], lambda path: (
+        f"  problem: {path}: temp file of a killed writer (doctor --repair removes it)"))
     lines += _capped(f["missing_fields"], lambda m: (
         f"  warning: line {m['line']} ({m['run_id']}): missing {', '.join(m['fields'])}"))
     lines += _capped(f["unknown_status"], lambda u: (
@@ -255,6 +270,7 @@ def format_findings(f, repaired=None):
     if repaired:
         lines.append(f"Repaired: {repaired['quarantined']} lines moved to "
                      f"{repaired['quarantine']}, {len(repaired['renamed'])} run ids renewed, "
+                     f"{len(repaired['removed_temp_files'])} temp files removed, "
                      f"registry {'rewritten' if repaired['registry_rewritten'] else 'unchanged'}")
         lines += _capped(repaired["renamed"],
                          lambda r: f"  line {r['line']}: {r['old']} -> {r['new']}")

@@ -221,7 +221,7 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
         report_paths = []
         if with_report:
             try:
-                with store.lock(exclusive=False):
+                with store.lock():
                     rows_now, _ = store.read_rows()
                     board = registry_after if len(rows_now) == len(after) else \
                         registry_now(store, rows_now, now)

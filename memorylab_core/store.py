@@ -594,9 +594,9 @@ class Store:
     def write_registry_if_current(self, registry, ledger_size):
         """Write `registry` (built after the writer's lock was released) when the
         ledger is still `ledger_size` bytes long: no later writer has appended (that
-        one writes its own). Checked under the shared lock, so a slow writer never
-        replaces a newer registry. Returns whether it was written."""
-        with self.lock(exclusive=False):
+        one writes its own). Checked under the lock, so a slow writer never replaces a
+        newer registry. Returns whether it was written."""
+        with self.lock():
             if self.ledger_size() != ledger_size:
                 return False
             self.write_registry(registry)
@@ -762,9 +762,9 @@ class Store:
 
     def stray_temp_files(self):
         """Temp files (write_atomic's .<name>.tmp-*) that no live writer owns: in the
-        store's folders and beside results.tsv. Call with the exclusive lock held (every
-        temp file there is written under the store lock), which makes them all stray,
-        except those of the index, which count only when its lock can be taken.
+        store's folders and beside results.tsv. Call with the store lock held (every
+        temp file there is written under the exclusive lock), which makes them all
+        stray, except those of the index, which count only when its lock can be taken.
         Returns (paths, index lock fd or None: keep it until they are removed)."""
         import fcntl
         folders = [self.root, self.lab_dir, self.reports_dir, self.runs_dir]
