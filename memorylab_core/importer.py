@@ -13,7 +13,8 @@ baseline/best/kept -> keep, reverted/tentative/... -> discard, failed/oom/... ->
 the status as written is kept in `imported.status`). A row is bad, and is reported by
 its line and skipped (or, with `strict`, fails the whole import), when its status is
 unknown, its description or commit is empty, or a keep/discard row lacks a positive
-val_bpb (0.000000 means no result) or a memory_gb within [0, 1e6]. Commits are kept as
+val_bpb (0.000000 means no result), or has a memory_gb outside [0, 1e6] (an empty
+one is unknown). Commits are kept as
 written (hexadecimal ids shortened to 7 characters, placeholders such as `PENDING` or
 `-dirty` as they are).
 
@@ -139,11 +140,11 @@ def _parse_row(fields, raw, columns, number, row_number):
     val_bpb = memory_gb = None
     if status != "crash":
         val_bpb = _number(cell("val_bpb"), "val_bpb")
-        memory_gb = _number(cell("memory_gb"), "memory_gb")
+        memory_gb = _number(cell("memory_gb"), "memory_gb") if cell("memory_gb") else None
         if not 0 < val_bpb <= METRIC_LIMITS["val_bpb"]:  # 0.000000 means no result
             raise records.InputError(f"a {status} row needs a val_bpb > 0 and <= "
                                      f"{METRIC_LIMITS['val_bpb']:g}, got {cell('val_bpb')!r}")
-        if not 0 <= memory_gb <= MAX_MEMORY_GB:
+        if memory_gb is not None and not 0 <= memory_gb <= MAX_MEMORY_GB:
             raise records.InputError(f"memory_gb must be within [0, {MAX_MEMORY_GB:g}], "
                                      f"got {cell('memory_gb')!r}")
     row = {"row": row_number, "line": number, "commit": commit, "val_bpb": val_bpb,

@@ -255,7 +255,8 @@ def tsv_row(record):
     metrics = record.get("metrics") or {}
     bpb, memory = metrics.get("val_bpb"), memory_gb_of(record)
     crash = record.get("status") == "crash"
-    bpb_text = f"{bpb:.6f}" if is_finite_number(bpb) and not crash else "0.000000"
+    bpb_text = "0.000000" if crash or not is_finite_number(bpb) else \
+        f"{bpb:.6f}" if round(bpb, 6) else f"{bpb:.6g}"  # a tiny result is no 0.000000
     mem_text = f"{memory:.1f}" if memory is not None and not crash else "0.0"
     description = " ".join(str(record.get("description") or "").split())
     return "\t".join([str(record.get("commit") or ""), bpb_text, mem_text,
