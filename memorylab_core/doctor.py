@@ -27,7 +27,7 @@ MAX_SHOWN = 20  # text output: findings shown per kind, then a count
 
 # ---------------------------------------------------------------- the ledger (pure)
 
-def scan_ledger(lines):
+def scan_ledger(lines, on_record=None):
     """Findings over ledger lines [(number, raw, record or None, problem or None)]
     (store.ledger_lines; a line with a problem but a record is a whole record that
     only lost its newline: a bad line that the repair keeps).
@@ -36,17 +36,23 @@ def scan_ledger(lines):
     lines: they hold nothing, and a repair drops them), "records", "bad_lines"
     [{line, problem, text}],
     "duplicates" [{run_id, lines, identical}], "missing_fields" [{line, run_id,
-    fields}], "unknown_status" [{line, run_id, status}]}."""
+    fields}], "unknown_status" [{line, run_id, status}]}. `lines` may be a stream:
+    a line is kept only as a digest (duplicates), and `on_record(record)` sees each
+    record as it passes."""
+    import hashlib
     bad, missing, unknown = [], [], []
     first_seen, duplicates = {}, {}
-    count = 0
+    count = last = non_blank = 0
     for number, raw, record, problem in lines:
+        last, non_blank = number, non_blank + 1
         if problem:
             bad.append({"line": number, "problem": problem,
                         "text": raw[:120].decode("utf-8", errors="replace")})
         if record is None:
             continue
         count += 1
+        if on_record is not None:
+            on_record(record)
         absent = [f for f in REQUIRED_FIELDS if record.get(f) in (None, "")]
         if absent:
             missing.append({"line": number, "run_id": record.get("run_id"), "fields": absent})
@@ -55,16 +61,17 @@ def scan_ledger(lines):
                             "status": record.get("status")})
         run_id = record.get("run_id")
         if isinstance(run_id, str) and run_id:
+            digest = hashlib.sha1(raw.strip()).digest()
             if run_id in first_seen:
                 entry = duplicates.setdefault(run_id, {"run_id": run_id,
                                                        "lines": [first_seen[run_id][0]],
                                                        "identical": True})
                 entry["lines"].append(number)
-                entry["identical"] &= raw.strip() == first_seen[run_id][1]
+                entry["identical"] &= digest == first_seen[run_id][1]
             else:
-                first_seen[run_id] = (number, raw.strip())
-    last = lines[-1][0] if lines else 0  # line numbers count blank lines too
-    return {"lines": last, "blank_lines": last - len(lines), "records": count, "bad_lines": bad,
+                first_seen[run_id] = (number, digest)
+    # line numbers count blank lines too
+    return {"lines": last, "blank_lines": last - non_blank, "records": count, "bad_lines": bad,
             "duplicates": list(duplicates.values()), "missing_fields": missing,
             "unknown_status": unknown}
 
@@ -137,35 +144,51 @@ def _registry_state(store, rows, now):
     return "ok" if current == fresh else "stale"
 
 
-def _archive_findings(store, full_records):
-    """(missing artifact files [{run_id, path}], run folders no record names)."""
-    missing, named = [], set()
-    for record in full_records:
+class _ArchiveCheck:
+    """Missing artifact files and orphan run folders, fed one record at a time. The
+    run folders are listed once; a path under runs/<folder>/ whose folder is absent is
+    missing without a file system call."""
+
+    def __init__(self, store):
+        self.store, self.missing, self.named = store, [], set()
+        try:
+            self.folders = {name for name in os.listdir(store.runs_dir)
+                            if not name.startswith(".")}
+        except FileNotFoundError:
+            self.folders = set()
+        self.prefix = store.relpath(store.runs_dir) + os.sep
+
+    def add(self, record):
         run_id = record.get("run_id")
-        named.add(str(run_id))
+        self.named.add(str(run_id))
         for path in artifact_paths(record):
-            if not os.path.exists(os.path.join(store.root, path)):
-                missing.append({"run_id": run_id, "path": path})
-    try:
-        folders = sorted(name for name in os.listdir(store.runs_dir)
-                         if not name.startswith(".") and
-                         os.path.isdir(os.path.join(store.runs_dir, name)))
-    except FileNotFoundError:
-        folders = []
-    orphans = [store.relpath(os.path.join(store.runs_dir, name))
-               for name in folders if name not in named]
-    return missing, orphans
+            if path.startswith(self.prefix):
+                folder = path[len(self.prefix):].split(os.sep, 1)[0]
+                if folder not in self.folders:
+                    self.missing.append({"run_id": run_id, "path": path})
+                    continue
+            if not os.path.exists(os.path.join(self.store.root, path)):
+                self.missing.append({"run_id": run_id, "path": path})
+
+    def result(self):
+        """(missing artifact files [{run_id, path}], run folders no record names)."""
+        runs = self.store.runs_dir
+        orphans = [self.store.relpath(os.path.join(runs, name)) for name in sorted(self.folders)
+                   if name not in self.named and os.path.isdir(os.path.join(runs, name))]
+        return self.missing, orphans
 
 
 def _tsv_rows(store):
     try:
         with open(store.tsv_path, "rb") as f:
-            lines = [line for line in f.read().split(b"\n") if line.strip()]
+            count = header = 0
+            for number, line in enumerate(f):
+                if line.strip():
+                    count += 1
+                    header = header or (number == 0 and line.startswith(b"commit\t"))
     except FileNotFoundError:
         return None
-    if lines and lines[0].startswith(b"commit\t"):
-        lines = lines[1:]
-    return len(lines)
+    return count - header
 
 
 def diagnose(store, *, now):
@@ -173,16 +196,15 @@ def diagnose(store, *, now):
     if not store.initialized():
         raise records.InputError(f"no MemoryLab store at {store.root} (run init)")
     with store.lock(exclusive=False):
-        lines = store_module.ledger_lines(store)
         rows, _ = store.read_rows()
         registry_state = _registry_state(store, rows, now)
-        missing_files, orphans = _archive_findings(
-            store, (record for _, _, record, _ in lines if record is not None))
+        archive = _ArchiveCheck(store)
+        findings = scan_ledger(store_module.ledger_lines(store), on_record=archive.add)
+        missing_files, orphans = archive.result()
         tsv_rows = _tsv_rows(store)
         strays, index_lock = store.stray_temp_files()
         if index_lock is not None:
             os.close(index_lock)
-    findings = scan_ledger(lines)
     findings.update(
         ledger=store.relpath(store.ledger_path),
         registry=registry_state,
@@ -207,7 +229,7 @@ def repair(store, *, now):
     from . import registry
     before = diagnose(store, now=now)
     with store.lock():
-        lines = store_module.ledger_lines(store)
+        lines = list(store_module.ledger_lines(store))
         kept, quarantined, renamed = plan_repair(lines)
         blank = len(lines) != (lines[-1][0] if lines else 0)  # dropped by the rewrite
         changed = bool(quarantined or renamed or blank) or any(problem for *_, problem in lines)

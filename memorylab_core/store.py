@@ -596,11 +596,15 @@ class Store:
         """Write `registry` (built after the writer's lock was released) when the
         ledger is still `ledger_size` bytes long: no later writer has appended (that
         one writes its own). Checked under the lock, so a slow writer never replaces a
-        newer registry. Returns whether it was written."""
-        with self.lock():
-            if self.ledger_size() != ledger_size:
-                return False
-            self.write_registry(registry)
+        newer registry. Returns whether it was written; a failure (the registry is
+        derived: readers rebuild a stale one) is not raised."""
+        try:
+            with self.lock():
+                if self.ledger_size() != ledger_size:
+                    return False
+                self.write_registry(registry)
+        except OSError:
+            return False
         return True
 
     def _append_tsv(self, records):
@@ -961,27 +965,26 @@ def quarantine_path(store):
 
 
 def ledger_lines(store):
-    """[(line number, raw bytes without the newline, record or None, problem or None)]
-    for every non-blank ledger line, parsed as the index build does, except that a last
-    line without its newline that is a whole JSON object comes with both its record
-    and the problem (the readers skip it; a repair can keep it)."""
+    """Yield (line number, raw bytes without the newline, record or None, problem or
+    None) for every non-blank ledger line, parsed as the index build does, except that
+    a last line without its newline that is a whole JSON object comes with both its
+    record and the problem (the readers skip it; a repair can keep it). Streams the
+    file: a 100k-run ledger is never held in memory at once."""
     try:
-        with open(store.ledger_path, "rb") as f:
-            data = f.read()
+        f = open(store.ledger_path, "rb")
     except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")
-    torn = bool(lines[-1].strip())  # no newline after the last line
-    out = []
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        record, problem = _parse_line(raw)
-        if torn and number == len(lines):
-            problem = _parse_line(raw, at_end=True)[1] + \
-                ("" if problem else " (a whole record: doctor --repair keeps it)")
-        out.append((number, raw, record, problem))
-    return out
+        return
+    with f:
+        for number, raw in enumerate(f, 1):
+            torn = not raw.endswith(b"\n")  # only the last line can lack it
+            raw = raw[:-1] if not torn else raw
+            if not raw.strip():
+                continue
+            record, problem = _parse_line(raw)
+            if torn:
+                problem = _parse_line(raw, at_end=True)[1] + \
+                    ("" if problem else " (a whole record: doctor --repair keeps it)")
+            yield number, raw, record, problem
 
 
 def rewrite_ledger(store, kept, quarantined):

@@ -198,7 +198,7 @@ class ImportCliTest(LabCase):
         self.assertEqual(self.records()[0]["imported"]["source"], outside)
 
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "real_logs")
 ELEVEN = ("commit\tval_bpb\tmemory_gb\tstatus\tmfu\ttok_per_sec\tnum_steps\tnum_params_M\t"
           "batch_size\tfinal_loss\tdescription\n"
           "a1b2c3d\t0.997900\t44.0\tbaseline\t39.5\t512000\t953\t50.3\t524288\t2.91\tbaseline\n"
