@@ -22,6 +22,7 @@ from . import records, store as store_module
 from .views import artifact_paths
 
 REQUIRED_FIELDS = ("run_id", "timestamp_utc", "commit", "status", "description", "metrics")
+CHECKED_FIELDS = REQUIRED_FIELDS + ("artifacts",)  # all a diagnosis reads of a record
 MAX_SHOWN = 20  # text output: findings shown per kind, then a count
 
 
@@ -198,8 +199,11 @@ def diagnose(store, *, now):
     with store.lock(exclusive=False):
         rows, _ = store.read_rows()
         registry_state = _registry_state(store, rows, now)
+        del rows
+        store.drop_rows()  # the scan below reuses their memory
         archive = _ArchiveCheck(store)
-        findings = scan_ledger(store_module.ledger_lines(store), on_record=archive.add)
+        findings = scan_ledger(store_module.ledger_lines(store, CHECKED_FIELDS),
+                               on_record=archive.add)
         missing_files, orphans = archive.result()
         tsv_rows = _tsv_rows(store)
         strays, index_lock = store.stray_temp_files()

@@ -376,6 +376,12 @@ class Store:
         _LOADED[self.ledger_path] = (state, rows)
         return list(rows), list(state["bad"]) + torn
 
+    def drop_rows(self):
+        """Forget the rows read in this process (a command that no longer needs them
+        frees their memory before reading something else big)."""
+        self._rows = self._state = None
+        _LOADED.pop(self.ledger_path, None)
+
     def _empty_state(self, st):
         return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
                 "dev": st.st_dev, "ino": st.st_ino, "offset": 0, "lines": 0,
@@ -964,12 +970,36 @@ def quarantine_path(store):
     return os.path.join(store.lab_dir, QUARANTINE)
 
 
-def ledger_lines(store):
+# The fields after this key in a record as MemoryLab and the earlier fork write it hold
+# no field doctor checks; `ledger_lines(light=True)` parses a line only up to it.
+_HEAVY_TAIL = b', "novelty_guard": '
+
+
+def _parse_head(raw, needed):
+    """The record of a ledger line parsed only up to its top-level novelty_guard (the
+    heavy part), when the fields `needed` are all in that head; else the whole line.
+    `, "` never occurs inside a JSON string (its quote would be escaped), and cutting
+    at a nested occurrence leaves unbalanced JSON, so a head that parses is the
+    record's own leading members."""
+    cut = raw.find(_HEAVY_TAIL)
+    if cut > 0:
+        try:
+            head = json.loads(raw[:cut] + b"}")
+        except ValueError:
+            head = None
+        if isinstance(head, dict) and all(key in head for key in needed):
+            return head, None
+    return _parse_line(raw)
+
+
+def ledger_lines(store, needed=None):
     """Yield (line number, raw bytes without the newline, record or None, problem or
     None) for every non-blank ledger line, parsed as the index build does, except that
     a last line without its newline that is a whole JSON object comes with both its
     record and the problem (the readers skip it; a repair can keep it). Streams the
-    file: a 100k-run ledger is never held in memory at once."""
+    file: a 100k-run ledger is never held in memory at once. With `needed` (field
+    names), a record may hold only its leading fields, as long as those are among
+    them (`_parse_head`): for checks that read a few fields of every record."""
     try:
         f = open(store.ledger_path, "rb")
     except FileNotFoundError:
@@ -980,7 +1010,8 @@ def ledger_lines(store):
             raw = raw[:-1] if not torn else raw
             if not raw.strip():
                 continue
-            record, problem = _parse_line(raw)
+            record, problem = _parse_line(raw) if needed is None or torn else \
+                _parse_head(raw, needed)
             if torn:
                 problem = _parse_line(raw, at_end=True)[1] + \
                     ("" if problem else " (a whole record: doctor --repair keeps it)")
