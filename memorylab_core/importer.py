@@ -367,8 +367,8 @@ def import_tsv(store, path, *, now, dry_run=False, strict=False, class_name=None
             if warnings:  # its journal must be completed before the next batch
                 break
         if imported or store.fresh_registry(len(rows)) is None:
-            store.write_registry_if_current(registry.build_registry(rows, now=now),
-                                            store.ledger_size() if not imported else ledger_size)
+            store.write_registry_if_newer(registry.build_registry(rows, now=now),
+                                          store.ledger_size() if not imported else ledger_size)
     return {"source": source, "rows": len(tsv_rows) + len(problems),
             "imported": [r["run_id"] for r in imported],
             "skipped": len(tsv_rows) - len(imported),

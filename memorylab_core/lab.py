@@ -13,6 +13,10 @@ import os
 
 from . import gitinfo, records, store as store_module
 
+# How many runs a board may lack for `log` to decide against it: runs that concurrent
+# logs appended and are still building the registry for.
+CONCURRENT_RUNS = 16
+
 
 def open_store(root=None, env=None, cwd=None):
     """The store for --root / $MEMORYLAB_ROOT / the git work tree of `cwd`."""
@@ -184,18 +188,18 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     try:
         if not skip_archive and patch is not None:
             store.write_file(os.path.join(staged, "train.patch"), patch)
-        # The board is read or built before the exclusive lock (under the shared one
-        # only), so concurrent writers build boards side by side; under the lock it
-        # is replaced only when a fresher registry file describes the ledger by then.
+        # The board before the run: the registry file when it describes the ledger, or
+        # all of it but the last few runs that concurrent logs are still building
+        # boards for; else built before the exclusive lock (under the shared one).
         with store.lock(exclusive=False):
             rows, _ = store.read_rows()
-        registry_before = registry_now(store, rows, now)
+        registry_before = store.recent_registry(rows, CONCURRENT_RUNS) or \
+            registry_now(store, rows, now)
         with store.lock():
             store.ensure_layout()
             rows_now, bad = store.read_rows()
             if len(rows_now) != len(rows):
-                registry_before = store.fresh_registry(len(rows_now), rows_now) or \
-                    registry_before
+                registry_before = store.recent_registry(rows_now, 0) or registry_before
             rows = rows_now
             known = {row.get("run_id") for row in rows}
             record = dict(draft)
@@ -213,11 +217,11 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             warnings = store.commit_run(record, staged)
             staged = None  # committed: from here on nothing may fail the command
             ledger_size = store.ledger_size()
-        # The registry after the run, built with the lock released and written only
-        # while no later writer has appended (that one writes its own).
+        # The registry after the run, built with the lock released and written unless
+        # a later writer's is already there.
         after = rows + [store_module.slim_row(record, None)]
         registry_after = registry.build_registry(after, now=now)
-        store.write_registry_if_current(registry_after, ledger_size)
+        store.write_registry_if_newer(registry_after, ledger_size)
         report_paths = []
         if with_report:
             try:

@@ -7,8 +7,8 @@
 - Writers hold an exclusive fcntl lock on results/memorylab/.lock for a whole
   transaction; readers hold it shared, so they never see half an append. `log`
   keeps it only for the append and the small updates beside it: the registry is
-  rebuilt after the lock is released and written only while it is still current
-  (`write_registry_if_current`).
+  rebuilt after the lock is released and written unless a later one is there
+  (`write_registry_if_newer`).
 - Nothing is followed out of the root: run ids are checked as single folder names
   wherever they become paths (`check_run_id`), the staging folder must be a real
   folder, reports are never written over the store's own files, and archived logs
@@ -442,7 +442,7 @@ class Store:
         with _gc_paused():
             for raw in data[:cut].split(b"\n")[:-1]:
                 line += 1
-                record, problem = _parse_line(raw)
+                record, problem = _parse_for_row(raw)
                 if problem:
                     state["bad"].append((line, problem))
                 elif record is not None:
@@ -560,7 +560,7 @@ class Store:
         and raises. Returns a list of warnings: a failure after it (results.tsv,
         index) does not raise, since the runs are recorded; the journal is then left in
         place, so the next writer completes results.tsv (`recover`). The registry is
-        the caller's (`write_registry_if_current`)."""
+        the caller's (`write_registry_if_newer`)."""
         assert self._exclusive, "commit_run needs the exclusive lock"
         records = [records] if isinstance(records, dict) else list(records)
         run_ids = [check_run_id(record["run_id"]) for record in records]
@@ -598,20 +598,47 @@ class Store:
     def ledger_size(self):
         return _size(self.ledger_path)
 
-    def write_registry_if_current(self, registry, ledger_size):
-        """Write `registry` (built after the writer's lock was released) when the
-        ledger is still `ledger_size` bytes long: no later writer has appended (that
-        one writes its own). Checked under the lock, so a slow writer never replaces a
-        newer registry. Returns whether it was written; a failure (the registry is
-        derived: readers rebuild a stale one) is not raised."""
+    def write_registry_if_newer(self, registry, ledger_size):
+        """Write `registry`, built after the writer's lock was released for the ledger
+        as it was at `ledger_size` bytes, unless the file already describes a ledger
+        at least as long (a later writer was quicker). Checked under the lock. Returns
+        whether it was written; a failure is not raised (the registry is derived:
+        readers rebuild one that does not describe the ledger)."""
         try:
             with self.lock():
-                if self.ledger_size() != ledger_size:
+                written = self._registry_file()
+                on_disk = written.get("ledger_size") if written else None
+                if (type(on_disk) is int and on_disk >= ledger_size) or \
+                        (self.ledger_size() or 0) < ledger_size:
                     return False
                 self.write_registry(registry)
         except OSError:
             return False
         return True
+
+    def _registry_file(self):
+        try:
+            with open(self.registry_path, "rb") as f:
+                registry = json.loads(f.read())
+        except (OSError, ValueError, RecursionError):
+            return None
+        return registry if isinstance(registry, dict) else None
+
+    def recent_registry(self, rows, behind):
+        """The registry file when it was written by MemoryLab for the first len(rows)
+        - k of `rows`, 0 <= k <= `behind` (the last k were appended by writers still
+        building theirs), else None. `log` decides against it instead of building a
+        board of its own while other logs run; sequential logs find k = 0."""
+        registry = self._registry_file()
+        if registry is None:
+            return None
+        count, size = registry.get("experiments"), registry.get("ledger_size")
+        if type(count) is not int or type(size) is not int or \
+                not 0 <= len(rows) - count <= behind or size > (self.ledger_size() or 0) or \
+                not _registry_describes(registry, rows[:count]):
+            return None
+        registry.pop("ledger_size", None)
+        return registry
 
     def _append_tsv(self, records):
         if not os.path.exists(self.tsv_path) or os.path.getsize(self.tsv_path) == 0:
@@ -872,6 +899,28 @@ def _interned(value):
     if kind is tuple:  # row facts: keys and labels repeated on many rows
         return tuple(sys.intern(v) if type(v) is str else _interned(v) for v in value)
     return value
+
+
+_GUARD, _PACKET = b', "novelty_guard": ', b', "decision_packet": '
+
+
+def _parse_for_row(raw):
+    """_parse_line for the index: a line as MemoryLab writes it is parsed without its
+    novelty_guard (the bulkiest member, which slim rows leave out), cut from the
+    top-level `, "novelty_guard": ` to the `, "decision_packet": ` after it (`, "`
+    never occurs inside a JSON string). A cut that does not leave one JSON object
+    (the members were nested, or in another order) falls back to the whole line."""
+    start = raw.find(_GUARD)
+    if start > 0:
+        end = raw.find(_PACKET, start)
+        if end > 0:
+            try:
+                record = json.loads(raw[:start] + raw[end:])
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                return record, None
+    return _parse_line(raw)
 
 
 def _parse_line(raw, at_end=False):
