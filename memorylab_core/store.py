@@ -702,9 +702,9 @@ class Store:
                 and isinstance(journal.get("ledger_size"), int)):
             os.unlink(self.journal_path)  # unreadable or not ours: nothing to finish
             return None
-        found = self._find_after(journal["ledger_size"], set(run_ids))
+        found, foreign = self._find_after(journal["ledger_size"], set(run_ids))
         if len(found) < len(run_ids):
-            if (_size(self.ledger_path) or 0) > journal["ledger_size"]:
+            if (_size(self.ledger_path) or 0) > journal["ledger_size"] and not foreign:
                 with open(self.ledger_path, "r+b") as f:
                     f.truncate(journal["ledger_size"])
             if journal.get("archive"):
@@ -724,79 +724,48 @@ class Store:
         return outcome
 
     def _find_after(self, offset, run_ids):
-        """The complete ledger records past `offset` whose run id is in `run_ids`."""
+        """(the complete ledger records past `offset` whose run id is in `run_ids`,
+        whether any other complete line is there: then the journal does not describe
+        the ledger, and nothing is cut)."""
         try:
             with open(self.ledger_path, "rb") as f:
                 f.seek(offset or 0)
                 data = f.read()
         except FileNotFoundError:
-            return []
-        found = []
+            return [], False
+        found, foreign = [], False
         for raw in data.split(b"\n")[:-1]:  # a last line without its newline is torn
             record, _ = _parse_line(raw)
             if record is not None and record.get("run_id") in run_ids:
                 found.append(record)
-        return found
+            elif raw.strip():
+                foreign = True
+        return found, foreign
 
     def _clean_staging(self):
-        """Remove staging folders (and their lock files) whose writer is gone: their
-        liveness lock can be taken. A folder without a lock file (an older version's)
-        falls back to its PID. A staging folder that is a link is left alone."""
-        import fcntl
+        """Remove the staging folders (and lock files) of writers that are gone: the
+        folder's liveness lock can be taken (a folder without one, from an older
+        version, falls back to its PID). A staging folder that is a link is left alone."""
         import shutil
         if os.path.islink(self.staging_dir):
             return
         try:
-            names = os.listdir(self.staging_dir)
-        except (FileNotFoundError, NotADirectoryError):
+            names = set(os.listdir(self.staging_dir))
+        except OSError:
             return
         for name in names:
-            path = os.path.join(self.staging_dir, name)
-            if name.endswith(".lock"):
+            folder = os.path.join(self.staging_dir, name[:-5] if name.endswith(".lock") else name)
+            if folder in self._staging_locks or (name.endswith(".lock") and name[:-5] in names) \
+                    or not _writer_gone(folder):
                 continue
-            if path in self._staging_locks:
-                continue
-            try:
-                fd = os.open(path + ".lock", os.O_RDWR)
-            except FileNotFoundError:
-                pid = name.split("-", 1)[0]
-                if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
-                    continue
-                fd = None
-            except OSError:
-                continue
-            try:
-                if fd is not None:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except OSError:
-                        continue  # its writer holds it: alive
-                if not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-                if fd is not None:
-                    os.unlink(path + ".lock")
-            except OSError:
-                pass
-            finally:
-                if fd is not None:
-                    os.close(fd)
-        for name in names:  # lock files left without their folder
-            path = os.path.join(self.staging_dir, name)
-            if name.endswith(".lock") and path[:-5] not in self._staging_locks \
-                    and not os.path.lexists(path[:-5]):
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            for path in (folder, folder + ".lock"):
                 try:
-                    fd = os.open(path, os.O_RDWR)
-                except OSError:
-                    continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    os.unlink(path)
+                    if os.path.islink(path) or os.path.isfile(path):
+                        os.unlink(path)
                 except OSError:
                     pass
-                finally:
-                    os.close(fd)
 
     def stray_temp_files(self):
         """Temp files (write_atomic's .<name>.tmp-*) that no live writer owns: in the
@@ -962,6 +931,26 @@ def _size(path):
         return os.path.getsize(path)
     except FileNotFoundError:
         return None
+
+
+def _writer_gone(folder):
+    """Whether the writer of a staging folder is gone: its lock file can be locked,
+    or, without one, the PID in its name is not alive here."""
+    import fcntl
+    try:
+        fd = os.open(folder + ".lock", os.O_RDWR)
+    except FileNotFoundError:
+        pid = os.path.basename(folder).split("-", 1)[0]
+        return not (pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _alive(pid):

@@ -57,6 +57,26 @@ class OutsideTheRootTest(LabCase):
         self.assertTrue(os.path.isdir(victim))
         self.assertFalse(os.path.exists(self.path("results", "memorylab", ".pending.json")))
 
+    def test_a_journal_that_does_not_describe_the_ledger_cuts_nothing(self):
+        self.log_keep("first", 0.99)
+        before = self.ledger()
+        with open(self.path("results", "memorylab", ".pending.json"), "w") as f:
+            json.dump({"run_id": "20260101T000000Z-abcdef0", "archive": False,
+                       "ledger_size": 0, "tsv_size": 0}, f)
+        self.ok("init")
+        self.assertEqual(self.ledger(), before)
+
+    def test_a_killed_append_is_cut_back_by_the_next_writer(self):
+        self.log_keep("first", 0.99)
+        before = self.ledger()
+        with open(self.path("results", "memorylab", ".pending.json"), "w") as f:
+            json.dump({"run_id": "20260101T000000Z-abcdef0", "archive": False,
+                       "ledger_size": len(before), "tsv_size": 0}, f)
+        with open(self.path(LEDGER), "ab") as f:
+            f.write(b'{"run_id": "20260101T000000Z-abcdef0", "desc')  # killed mid-write
+        self.ok("init")
+        self.assertEqual(self.ledger(), before)
+
     def test_run_ids_are_checked_as_folder_names(self):
         for bad in ("../x", "a/b", ".hidden", "", None, "x" * 200):
             with self.assertRaises(ValueError):
