@@ -260,9 +260,13 @@ while True:
 
 
 def writers(repo, summary, processes=8, each=5):
-    """(logs/s, p50 s, p95 s) of `processes` concurrent writers, `each` logs apiece."""
+    """(logs/s, p50 s, p95 s, CPU s per log) of `processes` concurrent writers, `each`
+    logs apiece. CPU per log (all processes, git included) bounds the throughput on an
+    idle machine: cores / CPU per log, whatever the machine's other load."""
+    import resource
     env = dict(os.environ, MEMORYLAB_NOW=NOW)
     env.pop("MEMORYLAB_ROOT", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, repo,
                                os.path.join(REPO_ROOT, "memorylab.py"), summary, str(n),
@@ -275,9 +279,11 @@ def writers(repo, summary, processes=8, each=5):
             raise SystemExit("a writer failed")
         latencies += [float(x) for x in out.split()]
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     latencies.sort()
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    return len(latencies) / elapsed, statistics.median(latencies), p95
+    return len(latencies) / elapsed, statistics.median(latencies), p95, cpu / len(latencies)
 
 
 def store_bench(size, keep, each):
@@ -357,13 +363,14 @@ def main():
         return
     if args.store:
         print("runs  rebuild wall/CPU  earlier wall/CPU  doctor wall/CPU/MB   "
-              "8 writers logs/s p50 p95")
+              "8 writers logs/s p50 p95 CPU/log")
         for size in args.sizes:
             r = store_bench(size, args.keep, args.writer_logs)
             print(f"{size:>7} {r['rebuild'][0]:7.2f}/{r['rebuild'][1]:<7.2f} "
                   f"{r['rebuild_earlier'][0]:7.2f}/{r['rebuild_earlier'][1]:<7.2f} "
                   f"{r['doctor'][0]:6.2f}/{r['doctor'][1]:<6.2f}/{r['doctor'][2]:<6.0f} "
-                  f"{r['writers'][0]:6.2f} {r['writers'][1]:5.2f} {r['writers'][2]:5.2f}",
+                  f"{r['writers'][0]:6.2f} {r['writers'][1]:5.2f} {r['writers'][2]:5.2f} "
+                  f"{r['writers'][3]:5.3f}",
                   flush=True)
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
         return
