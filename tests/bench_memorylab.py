@@ -231,17 +231,44 @@ def bench(size, repeat, keep):
     return dict(result, size=size, record_bytes=average, generate_s=made)
 
 
+# One `log` process that also reports the CPU seconds it spent holding the exclusive
+# lock (CPU, not wall: on a busy machine a holder also waits for a core).
+HOLDER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from contextlib import contextmanager
+from memorylab_core import store
+plain, held = store.Store.lock, [0.0]
+
+@contextmanager
+def timed_lock(self, exclusive=True):
+    with plain(self, exclusive) as locked:
+        start = time.process_time()
+        try:
+            yield locked
+        finally:
+            held[0] += (time.process_time() - start) if exclusive else 0.0
+
+store.Store.lock = timed_lock
+import memorylab
+code = memorylab.main(sys.argv[2:])
+sys.stderr.write(f"held {held[0]:.4f}\\n")
+sys.stdout.flush()
+os._exit(code)
+"""
+
 WRITER = """
 import os, subprocess, sys, time
-repo, cli, summary, worker, count = sys.argv[1:6]
+repo, root, summary, worker, count, holder = sys.argv[1:7]
 for i in range(int(count)):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, cli, "log", "--description",
+    done = subprocess.run([sys.executable, "-c", holder, root, "log", "--description",
                            f"writer {worker} run {i}", "--status", "discard",
-                           "--summary", summary], cwd=repo, capture_output=True)
+                           "--summary", summary], cwd=repo, capture_output=True, text=True)
     if done.returncode:
-        sys.exit(done.stderr.decode())
-    print(time.perf_counter() - start, flush=True)
+        sys.exit(done.stderr)
+    held = done.stderr.rsplit("held ", 1)[1].split()[0]
+    print(time.perf_counter() - start, held, flush=True)
 """
 
 READER = """
@@ -260,30 +287,34 @@ while True:
 
 
 def writers(repo, summary, processes=8, each=5):
-    """(logs/s, p50 s, p95 s, CPU s per log) of `processes` concurrent writers, `each`
-    logs apiece. CPU per log (all processes, git included) bounds the throughput on an
-    idle machine: cores / CPU per log, whatever the machine's other load."""
+    """(logs/s, p50 s, p95 s, CPU s per log, median CPU s under the exclusive lock) of
+    `processes` concurrent writers, `each` logs apiece. CPU per log (all processes, git
+    included) and the time under the lock bound the throughput on an idle machine
+    (cores / CPU per log, 1 / lock time), whatever the machine's other load."""
     import resource
     env = dict(os.environ, MEMORYLAB_NOW=NOW)
     env.pop("MEMORYLAB_ROOT", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, repo,
-                               os.path.join(REPO_ROOT, "memorylab.py"), summary, str(n),
-                               str(each)], env=env, stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, repo, REPO_ROOT, summary, str(n),
+                               str(each), HOLDER], env=env, stdout=subprocess.PIPE, text=True)
              for n in range(processes)]
-    latencies = []
+    latencies, held = [], []
     for proc in procs:
         out, _ = proc.communicate()
         if proc.returncode:
             raise SystemExit("a writer failed")
-        latencies += [float(x) for x in out.split()]
+        for line in out.splitlines():
+            latency, hold = line.split()
+            latencies.append(float(latency))
+            held.append(float(hold))
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     latencies.sort()
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    return len(latencies) / elapsed, statistics.median(latencies), p95, cpu / len(latencies)
+    return (len(latencies) / elapsed, statistics.median(latencies), p95, cpu / len(latencies),
+            statistics.median(held))
 
 
 def store_bench(size, keep, each):
@@ -363,14 +394,14 @@ def main():
         return
     if args.store:
         print("runs  rebuild wall/CPU  earlier wall/CPU  doctor wall/CPU/MB   "
-              "8 writers logs/s p50 p95 CPU/log")
+              "8 writers logs/s p50 p95 CPU/log lock-CPU")
         for size in args.sizes:
             r = store_bench(size, args.keep, args.writer_logs)
             print(f"{size:>7} {r['rebuild'][0]:7.2f}/{r['rebuild'][1]:<7.2f} "
                   f"{r['rebuild_earlier'][0]:7.2f}/{r['rebuild_earlier'][1]:<7.2f} "
                   f"{r['doctor'][0]:6.2f}/{r['doctor'][1]:<6.2f}/{r['doctor'][2]:<6.0f} "
                   f"{r['writers'][0]:6.2f} {r['writers'][1]:5.2f} {r['writers'][2]:5.2f} "
-                  f"{r['writers'][3]:5.3f}",
+                  f"{r['writers'][3]:5.3f} {r['writers'][4]:5.3f}",
                   flush=True)
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
         return
