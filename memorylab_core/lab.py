@@ -220,8 +220,12 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
         # The registry after the run, built with the lock released and written unless
         # a later writer's is already there.
         after = rows + [store_module.slim_row(record, None)]
-        registry_after = registry.build_registry(after, now=now)
-        store.write_registry_if_newer(registry_after, ledger_size)
+        try:
+            registry_after = registry.build_registry(after, now=now)
+            store.write_registry_if_newer(registry_after, ledger_size)
+        except Exception as exc:  # the run is recorded; the next reader rebuilds it
+            registry_after = registry_before
+            warnings.append(f"the registry was not updated ({type(exc).__name__}: {exc})")
         report_paths = []
         if with_report:
             try:
