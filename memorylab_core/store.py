@@ -664,11 +664,10 @@ class Store:
         try:
             if os.stat(self.registry_path).st_mtime_ns < os.stat(self.ledger_path).st_mtime_ns:
                 return None
-            with open(self.registry_path, "rb") as f:
-                registry = json.loads(f.read())
-        except (OSError, ValueError, RecursionError):
+        except OSError:
             return None
-        if not isinstance(registry, dict) or registry.get("experiments") != run_count or \
+        registry = self._registry_file()
+        if registry is None or registry.get("experiments") != run_count or \
                 registry.get("ledger_size", _size(self.ledger_path)) != _size(self.ledger_path):
             return None
         if rows is not None and not _registry_describes(registry, rows):
