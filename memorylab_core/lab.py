@@ -190,9 +190,10 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             store.write_file(os.path.join(staged, "train.patch"), patch)
         # The board before the run: the registry file when it describes the ledger, or
         # all of it but the last few runs that concurrent logs are still building
-        # boards for; else built before the exclusive lock (under the shared one).
-        with store.lock(exclusive=False):
-            rows, _ = store.read_rows()
+        # boards for; else built before the exclusive lock. These rows are read with no
+        # lock (held shared while the index loads, it would keep the other writers
+        # waiting): they only choose the board; the rows under the lock are the truth.
+        rows, _ = store.read_rows()
         registry_before = store.recent_registry(rows, CONCURRENT_RUNS) or \
             registry_now(store, rows, now)
         with store.lock():
