@@ -598,6 +598,17 @@ class Store:
     def ledger_size(self):
         return _size(self.ledger_path)
 
+    def append_jsonl(self, path, objects):
+        """Append `objects` (JSON-ready dicts) as lines to a JSONL file of the store, with
+        the ledger's guarantees: the caller holds the exclusive lock; one write of whole
+        lines, then fsync; a failed append is cut back (a full disk raises DiskFull).
+        For append-only files beside the ledger (e.g. claims of runs in flight)."""
+        assert self._exclusive, "append_jsonl needs the exclusive lock"
+        if not self.owns(path):
+            raise ValueError(f"not a file of this store: {path}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _append_line(path, "\n".join(to_json(obj, indent=None) for obj in objects))
+
     def write_registry_if_newer(self, registry, ledger_size):
         """Write `registry`, built after the writer's lock was released for the ledger
         as it was at `ledger_size` bytes, unless the file already describes a ledger

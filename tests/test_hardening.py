@@ -134,6 +134,18 @@ class DiskFullTest(LabCase):
         self.assertEqual(os.listdir(self.path("results", "memorylab", "runs", ".staging")), [])
 
 
+class AppendJsonlTest(LabCase):
+    def test_side_files_get_the_ledgers_append_and_stay_in_the_store(self):
+        store = store_module.Store(self.repo)
+        path = os.path.join(store.lab_dir, "claims.jsonl")
+        with store.lock():
+            store.append_jsonl(path, [{"claim": 1}, {"claim": 2}])
+            with self.assertRaisesRegex(ValueError, "not a file of this store"):
+                store.append_jsonl(os.path.join(self.tmp, "x.jsonl"), [{}])
+        with open(path) as f:
+            self.assertEqual([json.loads(line) for line in f], [{"claim": 1}, {"claim": 2}])
+
+
 class SaneRangeTest(LabCase):
     def test_huge_metrics_are_refused_at_the_door(self):
         self.ok("init")
