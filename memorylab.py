@@ -274,14 +274,19 @@ def cmd_doctor(args, store, now):
 
 def cmd_import_tsv(args, store, now):
     from memorylab_core import importer
-    data = importer.import_tsv(store, args.path, now=now, dry_run=args.dry_run)
+    data = importer.import_tsv(store, args.path, now=now, dry_run=args.dry_run,
+                               strict=args.strict, class_name=args.class_name)
     for problem in data["warnings"]:
-        print(_one_line(f"warning: the last imported run was recorded, but {problem}; "
+        print(_one_line(f"warning: the last imported batch was recorded, but {problem}; "
                         "the rows after it were not imported: run import-tsv again"),
+              file=sys.stderr)
+    for bad in data["bad_rows"]:
+        print(_one_line(f"warning: line {bad['line']} skipped: {bad['problem']}"),
               file=sys.stderr)
     verb = "Would import" if args.dry_run else "Imported"
     text = (f"{verb} {len(data['imported'])} of {data['rows']} rows from {data['source']} "
-            f"({data['skipped']} already in the ledger)")
+            f"({data['skipped']} already in the ledger"
+            + (f", {len(data['bad_rows'])} bad rows skipped)" if data["bad_rows"] else ")"))
     return _json_or_text(args, data, text)
 
 
@@ -464,6 +469,10 @@ def build_parser():
                        help="import an upstream results.tsv into the ledger (idempotent)")
     p.add_argument("path", metavar="PATH", help="the results.tsv to import")
     p.add_argument("--dry-run", action="store_true", help="report what would be imported")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on the first bad row instead of skipping bad rows")
+    p.add_argument("--class", dest="class_name", metavar="NAME", default=None,
+                   help="put the file's runs in a comparability class of their own")
     p.set_defaults(run=cmd_import_tsv)
 
     for name, command in sub.choices.items():

@@ -5,7 +5,8 @@
   with their line numbers, duplicate run ids, a registry that is stale or unreadable;
 - warnings, which need a person: records missing fields, unknown statuses, archived
   files that a record lists but that are gone, run folders no record names, and a
-  results.tsv whose row count differs from the ledger's.
+  results.tsv whose row count differs from the ledger's;
+- stray temp files (`.<name>.tmp-*` left by killed writers), which `repair` removes.
 
 `repair(store, now=...)` moves every bad line, verbatim, to
 results/memorylab/experiments.quarantine.jsonl, gives a record whose run id repeats
@@ -21,12 +22,13 @@ from . import records, store as store_module
 from .views import artifact_paths
 
 REQUIRED_FIELDS = ("run_id", "timestamp_utc", "commit", "status", "description", "metrics")
+CHECKED_FIELDS = REQUIRED_FIELDS + ("artifacts",)  # all a diagnosis reads of a record
 MAX_SHOWN = 20  # text output: findings shown per kind, then a count
 
 
 # ---------------------------------------------------------------- the ledger (pure)
 
-def scan_ledger(lines):
+def scan_ledger(lines, on_record=None):
     """Findings over ledger lines [(number, raw, record or None, problem or None)]
     (store.ledger_lines; a line with a problem but a record is a whole record that
     only lost its newline: a bad line that the repair keeps).
@@ -35,18 +37,26 @@ def scan_ledger(lines):
     lines: they hold nothing, and a repair drops them), "records", "bad_lines"
     [{line, problem, text}],
     "duplicates" [{run_id, lines, identical}], "missing_fields" [{line, run_id,
-    fields}], "unknown_status" [{line, run_id, status}]}."""
+    fields}], "unknown_status" [{line, run_id, status}]}. `lines` may be a stream:
+    a line is kept only as a digest (duplicates), and `on_record(record)` sees each
+    record as it passes."""
+    import hashlib
     bad, missing, unknown = [], [], []
     first_seen, duplicates = {}, {}
-    count = 0
+    count = last = non_blank = 0
     for number, raw, record, problem in lines:
+        last, non_blank = number, non_blank + 1
         if problem:
             bad.append({"line": number, "problem": problem,
                         "text": raw[:120].decode("utf-8", errors="replace")})
         if record is None:
             continue
         count += 1
+        if on_record is not None:
+            on_record(record)
         absent = [f for f in REQUIRED_FIELDS if record.get(f) in (None, "")]
+        if absent == ["timestamp_utc"] and _time_unknown(record, raw):
+            absent = []  # an imported run whose time nobody knows (import-tsv)
         if absent:
             missing.append({"line": number, "run_id": record.get("run_id"), "fields": absent})
         if record.get("status") not in records.STATUSES:
@@ -54,18 +64,28 @@ def scan_ledger(lines):
                             "status": record.get("status")})
         run_id = record.get("run_id")
         if isinstance(run_id, str) and run_id:
+            digest = hashlib.sha1(raw.strip()).digest()
             if run_id in first_seen:
                 entry = duplicates.setdefault(run_id, {"run_id": run_id,
                                                        "lines": [first_seen[run_id][0]],
                                                        "identical": True})
                 entry["lines"].append(number)
-                entry["identical"] &= raw.strip() == first_seen[run_id][1]
+                entry["identical"] &= digest == first_seen[run_id][1]
             else:
-                first_seen[run_id] = (number, raw.strip())
-    last = lines[-1][0] if lines else 0  # line numbers count blank lines too
-    return {"lines": last, "blank_lines": last - len(lines), "records": count, "bad_lines": bad,
+                first_seen[run_id] = (number, digest)
+    # line numbers count blank lines too
+    return {"lines": last, "blank_lines": last - non_blank, "records": count, "bad_lines": bad,
             "duplicates": list(duplicates.values()), "missing_fields": missing,
             "unknown_status": unknown}
+
+
+def _time_unknown(record, raw):
+    """Whether import-tsv marked the record's time as unknown (the record may hold only
+    its leading fields: then the line is read whole)."""
+    if "imported" not in record:
+        record = json.loads(raw)
+    imported = record.get("imported")
+    return isinstance(imported, dict) and imported.get("timestamp") == "unknown"
 
 
 def plan_repair(lines):
@@ -130,40 +150,57 @@ def _registry_state(store, rows, now):
     if not isinstance(current, dict):
         return "unreadable"
     fresh = json.loads(store_module.to_json(registry.build_registry(rows, now=now)))
-    current.pop("generated_at_utc", None)
-    fresh.pop("generated_at_utc", None)
+    for stamp in ("generated_at_utc", "ledger_size"):
+        current.pop(stamp, None)
+        fresh.pop(stamp, None)
     return "ok" if current == fresh else "stale"
 
 
-def _archive_findings(store, full_records):
-    """(missing artifact files [{run_id, path}], run folders no record names)."""
-    missing, named = [], set()
-    for record in full_records:
+class _ArchiveCheck:
+    """Missing artifact files and orphan run folders, fed one record at a time. The
+    run folders are listed once; a path under runs/<folder>/ whose folder is absent is
+    missing without a file system call."""
+
+    def __init__(self, store):
+        self.store, self.missing, self.named = store, [], set()
+        try:
+            self.folders = {name for name in os.listdir(store.runs_dir)
+                            if not name.startswith(".")}
+        except FileNotFoundError:
+            self.folders = set()
+        self.prefix = store.relpath(store.runs_dir) + os.sep
+
+    def add(self, record):
         run_id = record.get("run_id")
-        named.add(str(run_id))
+        self.named.add(str(run_id))
         for path in artifact_paths(record):
-            if not os.path.exists(os.path.join(store.root, path)):
-                missing.append({"run_id": run_id, "path": path})
-    try:
-        folders = sorted(name for name in os.listdir(store.runs_dir)
-                         if not name.startswith(".") and
-                         os.path.isdir(os.path.join(store.runs_dir, name)))
-    except FileNotFoundError:
-        folders = []
-    orphans = [store.relpath(os.path.join(store.runs_dir, name))
-               for name in folders if name not in named]
-    return missing, orphans
+            if path.startswith(self.prefix):
+                folder = path[len(self.prefix):].split(os.sep, 1)[0]
+                if folder not in self.folders:
+                    self.missing.append({"run_id": run_id, "path": path})
+                    continue
+            if not os.path.exists(os.path.join(self.store.root, path)):
+                self.missing.append({"run_id": run_id, "path": path})
+
+    def result(self):
+        """(missing artifact files [{run_id, path}], run folders no record names)."""
+        runs = self.store.runs_dir
+        orphans = [self.store.relpath(os.path.join(runs, name)) for name in sorted(self.folders)
+                   if name not in self.named and os.path.isdir(os.path.join(runs, name))]
+        return self.missing, orphans
 
 
 def _tsv_rows(store):
     try:
         with open(store.tsv_path, "rb") as f:
-            lines = [line for line in f.read().split(b"\n") if line.strip()]
+            count = header = 0
+            for number, line in enumerate(f):
+                if line.strip():
+                    count += 1
+                    header = header or (number == 0 and line.startswith(b"commit\t"))
     except FileNotFoundError:
         return None
-    if lines and lines[0].startswith(b"commit\t"):
-        lines = lines[1:]
-    return len(lines)
+    return count - header
 
 
 def diagnose(store, *, now):
@@ -171,13 +208,18 @@ def diagnose(store, *, now):
     if not store.initialized():
         raise records.InputError(f"no MemoryLab store at {store.root} (run init)")
     with store.lock(exclusive=False):
-        lines = store_module.ledger_lines(store)
         rows, _ = store.read_rows()
         registry_state = _registry_state(store, rows, now)
-        missing_files, orphans = _archive_findings(
-            store, (record for _, _, record, _ in lines if record is not None))
+        del rows
+        store.drop_rows()  # the scan below reuses their memory
+        archive = _ArchiveCheck(store)
+        findings = scan_ledger(store_module.ledger_lines(store, CHECKED_FIELDS),
+                               on_record=archive.add)
+        missing_files, orphans = archive.result()
         tsv_rows = _tsv_rows(store)
-    findings = scan_ledger(lines)
+        strays, index_lock = store.stray_temp_files()
+        if index_lock is not None:
+            os.close(index_lock)
     findings.update(
         ledger=store.relpath(store.ledger_path),
         registry=registry_state,
@@ -185,9 +227,10 @@ def diagnose(store, *, now):
         orphan_run_dirs=orphans,
         results_tsv_rows=tsv_rows,
         results_tsv_mismatch=tsv_rows is not None and tsv_rows != findings["records"],
+        stray_temp_files=[store.relpath(path) for path in strays],
     )
     findings["problems"] = (len(findings["bad_lines"]) + len(findings["duplicates"])
-                            + (registry_state != "ok"))
+                            + (registry_state != "ok") + len(strays))
     findings["warnings"] = (len(findings["missing_fields"]) + len(findings["unknown_status"])
                             + len(missing_files) + len(orphans)
                             + findings["results_tsv_mismatch"])
@@ -201,7 +244,7 @@ def repair(store, *, now):
     from . import registry
     before = diagnose(store, now=now)
     with store.lock():
-        lines = store_module.ledger_lines(store)
+        lines = list(store_module.ledger_lines(store))
         kept, quarantined, renamed = plan_repair(lines)
         blank = len(lines) != (lines[-1][0] if lines else 0)  # dropped by the rewrite
         changed = bool(quarantined or renamed or blank) or any(problem for *_, problem in lines)
@@ -211,8 +254,16 @@ def repair(store, *, now):
         rewrite_registry = changed or _registry_state(store, rows, now) != "ok"
         if rewrite_registry:
             store.write_registry(registry.build_registry(rows, now=now))
+        strays, index_lock = store.stray_temp_files()
+        try:
+            for path in strays:
+                os.unlink(path)
+        finally:
+            if index_lock is not None:
+                os.close(index_lock)
     result = dict(before)
     result.update(quarantined=len(quarantined), renamed=renamed,
+                  removed_temp_files=[store.relpath(path) for path in strays],
                   quarantine=store.relpath(store_module.quarantine_path(store)),
                   registry_rewritten=rewrite_registry, after=diagnose(store, now=now))
     return result
@@ -240,6 +291,8 @@ def format_findings(f, repaired=None):
         f"({'identical copies' if dup['identical'] else 'different records'})"))
     if f["registry"] != "ok":
         lines.append(f"  problem: registry is {f['registry']}")
+    lines += _capped(f["stray_temp_files"], lambda path: (
+        f"  problem: {path}: temp file of a killed writer (doctor --repair removes it)"))
     lines += _capped(f["missing_fields"], lambda m: (
         f"  warning: line {m['line']} ({m['run_id']}): missing {', '.join(m['fields'])}"))
     lines += _capped(f["unknown_status"], lambda u: (
@@ -254,6 +307,7 @@ def format_findings(f, repaired=None):
     if repaired:
         lines.append(f"Repaired: {repaired['quarantined']} lines moved to "
                      f"{repaired['quarantine']}, {len(repaired['renamed'])} run ids renewed, "
+                     f"{len(repaired['removed_temp_files'])} temp files removed, "
                      f"registry {'rewritten' if repaired['registry_rewritten'] else 'unchanged'}")
         lines += _capped(repaired["renamed"],
                          lambda r: f"  line {r['line']}: {r['old']} -> {r['new']}")

@@ -21,6 +21,11 @@ string "0.90", ``true``, NaN) reads as None.
 import math
 
 COMMIT_LENGTH = 7
+# Sane ranges: a metric beyond its limit is refused by `log` and `import-tsv`, and a
+# val_bpb beyond it in a hand-edited ledger reads as not comparable (squares of it
+# would overflow the noise statistics).
+METRIC_LIMITS = {"val_bpb": 1e6, "peak_vram_mb": 1e9}
+DEFAULT_METRIC_LIMIT = 1e12
 
 
 def is_finite_number(value):
@@ -44,10 +49,10 @@ def val_bpb_of(row):
     """The run's val_bpb when it is a positive finite number, else None (not comparable)."""
     metrics = row.get("metrics")
     value = metrics.get("val_bpb") if type(metrics) is dict else None
-    if type(value) is float and 0.0 < value < math.inf:  # the common case, kept cheap
+    if type(value) is float and 0.0 < value <= 1e6:  # the common case, kept cheap
         return value
     value = number(value)
-    return value if value is not None and value > 0.0 else None
+    return value if value is not None and 0.0 < value <= METRIC_LIMITS["val_bpb"] else None
 
 
 def memory_gb_of(row):

@@ -9,7 +9,10 @@ Constants are read with ``ast`` (nothing is imported or executed): module-level
 assignments to UPPER_CASE names whose value is a literal or a simple expression of
 literals and earlier constants (``2**19``, ``8 * 64``, ``(0.8, 0.95)``, ``"SSSL"``).
 Tuples are stored as lists so that a fingerprint survives a JSON round trip
-unchanged. The code hash ignores comments, blank lines and spacing, so reformatting
+unchanged. Folding has a budget: a constant whose expression has more than MAX_NODES
+nodes, or whose value would be an integer of more than MAX_DIGITS digits, a string or
+list longer than MAX_LENGTH, is recorded as TOO_LARGE (a ledger line stays small and
+nothing huge is ever computed). The code hash ignores comments, blank lines and spacing, so reformatting
 train.py or editing a comment keeps the fingerprint; any token change alters it.
 """
 
@@ -25,19 +28,54 @@ _BINARY = {
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 
 
+TOO_LARGE = "<too large>"
+MAX_DIGITS = 100
+MAX_LENGTH = 1000
+MAX_NODES = 1000
+_MAX_INT = 10 ** MAX_DIGITS
+
+
 class _NotConstant(Exception):
     pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _sized(value):
+    """`value` when within the folding budget, else _TooLarge."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MAX_INT:
+        raise _TooLarge
+    if isinstance(value, (str, list)) and len(value) > MAX_LENGTH:
+        raise _TooLarge
+    return value
+
+
+def _fold_cost(op, left, right):
+    """Refuse (with _TooLarge) an operation whose result would blow the budget before
+    computing it: repeating a string or list, or a power of a big base."""
+    if isinstance(op, ast.Mult):
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, (str, list)) and isinstance(count, int) and \
+                    len(seq) * max(count, 0) > MAX_LENGTH:
+                raise _TooLarge
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and \
+            right > 0 and (abs(left).bit_length() - 1) * right > MAX_DIGITS * 4:
+        raise _TooLarge
 
 
 def _evaluate(node, known):
     """Value of a literal-ish expression node; raise _NotConstant otherwise."""
     if isinstance(node, ast.Constant):
         if isinstance(node.value, (int, float, str, bool)) or node.value is None:
-            return _finite(node.value)
+            return _sized(_finite(node.value))
         raise _NotConstant
     if isinstance(node, (ast.Tuple, ast.List)):
-        return [_evaluate(item, known) for item in node.elts]
+        return _sized([_evaluate(item, known) for item in node.elts])
     if isinstance(node, ast.Name) and node.id in known:
+        if known[node.id] == TOO_LARGE:
+            raise _TooLarge
         return known[node.id]
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         try:
@@ -48,11 +86,12 @@ def _evaluate(node, known):
         left, right = _evaluate(node.left, known), _evaluate(node.right, known)
         if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
             raise _NotConstant
+        _fold_cost(node.op, left, right)
         try:
             value = _BINARY[type(node.op)](left, right)
         except Exception as exc:  # e.g. 1/0 or "a" - 1 in a half-edited file
             raise _NotConstant from exc
-        return _finite(value)
+        return _sized(_finite(value))
     raise _NotConstant
 
 
@@ -71,7 +110,8 @@ def module_constants(source):
     """{NAME: value} for the module-level UPPER_CASE constants of ``source``.
 
     Names assigned something that is not a simple expression (a call, an attribute)
-    are left out. A later assignment overrides an earlier one, as at runtime.
+    are left out; one beyond the folding budget is TOO_LARGE. A later assignment
+    overrides an earlier one, as at runtime.
     Raises SyntaxError when the source does not parse.
     """
     tree = ast.parse(source)
@@ -85,19 +125,26 @@ def module_constants(source):
             continue
         for target in targets:
             if isinstance(target, ast.Name) and _is_constant_name(target.id):
-                try:
-                    constants[target.id] = _evaluate(value, constants)
-                except _NotConstant:
-                    constants.pop(target.id, None)
+                _fold(constants, target.id, value)
             elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) \
                     and len(target.elts) == len(value.elts):
                 for name_node, item in zip(target.elts, value.elts):
                     if isinstance(name_node, ast.Name) and _is_constant_name(name_node.id):
-                        try:
-                            constants[name_node.id] = _evaluate(item, constants)
-                        except _NotConstant:
-                            constants.pop(name_node.id, None)
+                        _fold(constants, name_node.id, item)
     return constants
+
+
+def _fold(constants, name, node):
+    """Set constants[name] to the folded value of `node` (TOO_LARGE beyond the
+    budget), or drop the name when `node` is not a constant expression."""
+    try:
+        if sum(1 for _ in ast.walk(node)) > MAX_NODES:
+            raise _TooLarge
+        constants[name] = _evaluate(node, constants)
+    except _TooLarge:
+        constants[name] = TOO_LARGE
+    except _NotConstant:
+        constants.pop(name, None)
 
 
 def normalized_code(source):

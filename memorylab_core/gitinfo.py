@@ -5,6 +5,7 @@ missing, so MemoryLab also works in a plain directory.
 """
 
 import os
+import re
 
 TRAIN_PY = "train.py"
 
@@ -22,14 +23,45 @@ def work_tree(cwd=None):
         path = parent
 
 
-def _git(args, cwd, text=True):
+def commit_times(cwd, commits):
+    """{commit as given: committer time (ISO 8601)} for the given hexadecimal commit
+    ids (full or abbreviated) that exist in the repository at `cwd`; two git calls
+    whatever their number. {} without git."""
+    commits = sorted({c for c in commits if re.fullmatch(r"[0-9a-fA-F]{4,40}", c)})
+    if not commits:
+        return {}
+    out = _git(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd,
+               stdin="\n".join(commits) + "\n")
+    if out is None:
+        return {}
+    full = {}
+    for given, line in zip(commits, out.split("\n")):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            full[given] = parts[0]
+    if not full:
+        return {}
+    out = _git(["show", "-s", "--no-walk=unsorted", "--stdin", "--format=%H %cI"], cwd,
+               stdin="\n".join(sorted(set(full.values()))) + "\n")
+    times = dict(line.split(" ", 1) for line in (out or "").split("\n") if " " in line)
+    return {given: times[f] for given, f in full.items() if f in times}
+
+
+def _git(args, cwd, text=True, stdin=None):
+    """git's stdout (text decoded as UTF-8, a bad byte becoming U+FFFD: a committed
+    train.py or message need not be UTF-8), or None when git fails."""
     import subprocess
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=text,
-                              timeout=60)
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=60,
+                              input=stdin.encode("utf-8") if stdin is not None else None)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    if not text:
+        return done.stdout
+    out = done.stdout.decode("utf-8", errors="replace")
+    return out.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
 def head_context(cwd):

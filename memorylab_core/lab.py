@@ -13,6 +13,10 @@ import os
 
 from . import gitinfo, records, store as store_module
 
+# How many runs a board may lack for `log` to decide against it: runs that concurrent
+# logs appended and are still building the registry for.
+CONCURRENT_RUNS = 16
+
 
 def open_store(root=None, env=None, cwd=None):
     """The store for --root / $MEMORYLAB_ROOT / the git work tree of `cwd`."""
@@ -95,11 +99,18 @@ def registry_now(store, rows, now, write=False):
     return _registry_and_staleness(store, rows, now, write)[0]
 
 
+def _current_rules(registry_file):
+    """`registry_file` when it was written under today's rules, else None."""
+    from . import facts
+    if registry_file is not None and registry_file.get("rules_version") == facts.FACTS_VERSION:
+        return registry_file
+    return None
+
+
 def _registry_and_staleness(store, rows, now, write):
     """(registry_now's result, whether the registry file was stale)."""
-    from . import facts
-    current = store.fresh_registry(len(rows), rows)
-    if current is not None and current.get("rules_version") == facts.FACTS_VERSION:
+    current = _current_rules(store.fresh_registry(len(rows), rows))
+    if current is not None:
         return current, False  # written by the last writer under the same rules
     from . import registry  # only when stale: `check --code` usually never loads it
     current = registry.build_registry(rows, now=now)
@@ -186,14 +197,26 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     try:
         if not skip_archive and patch is not None:
             store.write_file(os.path.join(staged, "train.patch"), patch)
+        # The board before the run: the registry file when it describes the ledger, or
+        # all of it but the last few runs that concurrent logs are still building
+        # boards for; else built before the exclusive lock. These rows are read with no
+        # lock (held shared while the index loads, it would keep the other writers
+        # waiting): they only choose the board; the rows under the lock are the truth.
+        rows, _ = store.read_rows()
+        registry_before = _current_rules(store.recent_registry(rows, CONCURRENT_RUNS)) or \
+            registry_now(store, rows, now)
         with store.lock():
             store.ensure_layout()
-            rows, bad = store.read_rows()
+            rows_now, bad = store.read_rows()
+            if len(rows_now) != len(rows):
+                registry_before = _current_rules(store.recent_registry(rows_now, 0)) or \
+                    registry_before
+            rows = rows_now
             known = {row.get("run_id") for row in rows}
             record = dict(draft)
             record["run_id"] = records.unique_run_id(
                 now, record["commit"], lambda run_id: store.taken(run_id, known))
-            champion = registry_now(store, rows, now).get("champion")
+            champion = registry_before.get("champion")
             guard = evidence.assess(
                 idea, rows, mode=mode, threshold=threshold, limit=limit,
                 base_constants=base_constants, config=config,
@@ -207,21 +230,34 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             board.record_decision(store_module.slim_row(record, None)["decision_packet"])
             record["artifacts"] = _artifacts(store, record["run_id"], staged)
             _write_packet(store, staged, record["decision_packet"])
-            registry_after = board.registry
-            warnings = store.commit_run(record, staged, registry_after)
+            warnings = store.commit_run(record, staged)
             staged = None  # committed: from here on nothing may fail the command
-            report_paths = []
-            if with_report:
-                try:
+            ledger_size = store.ledger_size()
+        # The registry after the run, built with the lock released and written unless
+        # a later writer's is already there.
+        after = board.rows
+        try:
+            registry_after = board.registry
+            store.write_registry_if_newer(registry_after, ledger_size)
+        except Exception as exc:  # the run is recorded; the next reader rebuilds it
+            registry_after = registry_before
+            warnings.append(f"the registry was not updated ({type(exc).__name__}: {exc})")
+        report_paths = []
+        if with_report:
+            try:
+                with store.lock():
                     rows_now, _ = store.read_rows()
-                    report_paths = _write_report(store, rows_now, registry_after, now=now,
+                    board = registry_after if len(rows_now) == len(after) else \
+                        registry_now(store, rows_now, now)
+                    report_paths = _write_report(store, rows_now, board, now=now,
                                                  since_hours=since_hours)
-                except Exception as exc:  # the run is recorded; `report` redoes this
-                    warnings.append(f"the report was not written ({type(exc).__name__}: {exc})")
+            except Exception as exc:  # the run is recorded; `report` redoes this
+                warnings.append(f"the report was not written ({type(exc).__name__}: {exc})")
     finally:
         if staged is not None:
             import shutil
             shutil.rmtree(staged, ignore_errors=True)
+            store.release_staging(staged)
     return {"record": record, "registry": registry_after, "report_paths": report_paths,
             "bad_lines": bad, "warnings": warnings}
 

@@ -7,7 +7,7 @@ raise `records.InputError` (one-line message, exit 1 in the CLI).
 
 import os
 
-from . import gitinfo, lab, records, views
+from . import gitinfo, lab, records, store as store_module, views
 
 
 def _rows(store):
@@ -43,8 +43,7 @@ def archived_files(store, record):
     listed in the record but missing on disk)."""
     files = []
     run_id = record.get("run_id")
-    if isinstance(run_id, str) and run_id == os.path.basename(run_id) and \
-            run_id not in ("", ".", ".."):  # a plain folder name, never a path
+    if store_module.is_run_id(run_id):  # a plain folder name, never a path
         for base, _, names in os.walk(store.run_dir(run_id)):
             files.extend(store.relpath(os.path.join(base, name)) for name in sorted(names))
     missing = [path for path in views.artifact_paths(record)

@@ -9,7 +9,7 @@ import os
 import re
 
 from . import SCHEMA_VERSION
-from .fields import is_finite_number
+from .fields import DEFAULT_METRIC_LIMIT, METRIC_LIMITS, is_finite_number
 
 METRIC_FIELDS = ("val_bpb", "training_seconds", "total_seconds", "peak_vram_mb",
                  "mfu_percent", "total_tokens_M", "num_steps", "num_params_M", "depth")
@@ -190,7 +190,9 @@ def checked_metric(name, value, source):
     """A metric as stored: a finite float (int for num_steps/depth) or None.
     Raises InputError naming the field for strings, booleans, NaN and infinities, and
     for impossible values: val_bpb must be > 0, every other metric >= 0, and whole
-    numbers at most 2**53 (readers would otherwise ignore or misread them)."""
+    numbers at most 2**53 (readers would otherwise ignore or misread them), and every
+    metric within its sane range (fields.METRIC_LIMITS: |val_bpb| <= 1e6, peak memory
+    <= 1e9 MB, others <= 1e12)."""
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WHOLE:
@@ -199,6 +201,9 @@ def checked_metric(name, value, source):
         raise InputError(f"{source}: metric {name} must be a finite number, got {value!r}")
     if name == "val_bpb" and not value > 0:
         raise InputError(f"{source}: metric val_bpb must be > 0, got {value!r}")
+    limit = METRIC_LIMITS.get(name, DEFAULT_METRIC_LIMIT)
+    if abs(value) > limit:
+        raise InputError(f"{source}: metric {name} must be at most {limit:g}, got {value!r}")
     if value < 0:
         raise InputError(f"{source}: metric {name} must be >= 0, got {value!r}")
     if name in INTEGER_METRICS:

@@ -5,7 +5,16 @@
   with its line number, never dropped or rewritten); writing is strict (one
   complete line, flushed and fsynced, starting on a new line after a torn tail).
 - Writers hold an exclusive fcntl lock on results/memorylab/.lock for a whole
-  transaction; readers hold it shared, so they never see half an append.
+  transaction; readers hold it shared, so they never see half an append. `log`
+  keeps it only for the append and the small updates beside it: the registry is
+  rebuilt after the lock is released and written unless a later one is there
+  (`write_registry_if_newer`).
+- Nothing is followed out of the root: run ids are checked as single folder names
+  wherever they become paths (`check_run_id`), the staging folder must be a real
+  folder, reports are never written over the store's own files, and archived logs
+  are copied without widening their permissions (holes stay holes).
+- An append that fails (a full disk) is cut back to the file's size before it, so
+  the ledger never keeps half a record.
 - Every other file is derived and written atomically (temp file + rename):
   the registry, reports, decision packets, the slim-row index; results.tsv is
   append-only like the ledger.
@@ -19,8 +28,10 @@
   when it does not match, and can always be deleted.
 """
 
+import errno
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 
@@ -36,6 +47,9 @@ INDEX_FORMAT = 2
 SEGMENT_ROWS = 4096
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
+# A run id is one folder name: letters, digits and . _ + - (no leading dot, at most 128).
+_RUN_ID = re.compile(r"[0-9A-Za-z_+-][0-9A-Za-z_.+-]{0,127}")
+TEMP_MARK = ".tmp-"  # write_atomic's temp files: .<name>.tmp-<pid>-<random>
 
 # The rows last read in this process, {ledger path: (index state, rows)}: a second Store
 # on the same root reuses them (after the usual checks against the ledger), and they stay
@@ -82,28 +96,111 @@ def write_atomic(path, data, durable=True):
         raise
 
 
+def check_run_id(run_id):
+    """`run_id` when it is a single plain folder name (see _RUN_ID), else ValueError:
+    a journal or ledger field never becomes a path outside runs/."""
+    if not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
+        raise ValueError(f"not a run id: {str(run_id)[:60]!r}")
+    return run_id
+
+
+def is_run_id(run_id):
+    return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None
+
+
+class DiskFull(OSError):
+    """A write failed for lack of space; the message says so plainly."""
+
+    def __init__(self, what):
+        super().__init__(errno.ENOSPC, f"disk full (no space left on device) while writing "
+                                       f"{what}; nothing was recorded")
+
+
+def _full(exc):
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def to_json(obj, indent=2):
     """JSON text of a record-like object; NaN/inf are refused (never invalid JSON)."""
     return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def _append_line(path, text):
-    """Append one complete line with a single write, then fsync. A file whose last
-    byte is not a newline (a torn tail) first gets one, so the new line is never
-    glued to the fragment."""
+    """Append one or more complete lines (`text` without its last newline) with a
+    single write, then fsync. A file whose last byte is not a newline (a torn tail)
+    first gets one, so the new line is never glued to the fragment. When the write
+    or fsync fails, the file is cut back to its size before the append (a full disk
+    raises DiskFull), so no half line stays behind."""
     data = text.encode("utf-8") + b"\n"
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            if _full(exc):
+                raise DiskFull(os.path.basename(path)) from None
+            raise
     finally:
         os.close(fd)
     return size
+
+
+COPY_CHUNK = 1 << 20
+
+
+def copy_file(source, target):
+    """Copy `source` (followed through a link) to a new file `target` whose mode is
+    the source's (never wider: a private log stays private), keeping holes as holes
+    (SEEK_DATA/SEEK_HOLE), so a sparse 2 GB log takes the space its data takes."""
+    import stat
+    with open(source, "rb") as src:
+        st = os.fstat(src.fileno())
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode))
+        with os.fdopen(fd, "wb") as dst:
+            os.fchmod(dst.fileno(), stat.S_IMODE(st.st_mode) & 0o777)
+            for start, end in _data_extents(src.fileno(), st.st_size):
+                src.seek(start)
+                dst.seek(start)
+                left = end - start
+                while left > 0:
+                    chunk = src.read(min(COPY_CHUNK, left))
+                    if not chunk:
+                        break
+                    dst.write(chunk)
+                    left -= len(chunk)
+            dst.truncate(st.st_size)
+
+
+def _data_extents(fd, size):
+    """[(start, end)] of the parts of a file that hold data (the whole file where the
+    system cannot tell holes apart)."""
+    if not hasattr(os, "SEEK_DATA"):
+        return [(0, size)]
+    extents, offset = [], 0
+    try:
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            extents.append((start, end))
+            offset = end
+    except OSError:
+        return [(0, size)]
+    return extents
 
 
 def _clean_text(value):
@@ -158,7 +255,8 @@ def tsv_row(record):
     metrics = record.get("metrics") or {}
     bpb, memory = metrics.get("val_bpb"), memory_gb_of(record)
     crash = record.get("status") == "crash"
-    bpb_text = f"{bpb:.6f}" if is_finite_number(bpb) and not crash else "0.000000"
+    bpb_text = "0.000000" if crash or not is_finite_number(bpb) else \
+        f"{bpb:.6f}" if round(bpb, 6) else f"{bpb:.6g}"  # a tiny result is no 0.000000
     mem_text = f"{memory:.1f}" if memory is not None and not crash else "0.0"
     description = " ".join(str(record.get("description") or "").split())
     return "\t".join([str(record.get("commit") or ""), bpb_text, mem_text,
@@ -190,13 +288,22 @@ class Store:
         self._rows = None        # rows as last read, with the index state below
         self._state = None
         self._exclusive = False
+        self._staging_locks = {}  # staging folder -> fd holding its liveness lock
 
     # ---------------------------------------------------------------- paths
     def relpath(self, path):
         return os.path.relpath(path, self.root)
 
     def run_dir(self, run_id):
-        return os.path.join(self.runs_dir, run_id)
+        return os.path.join(self.runs_dir, check_run_id(run_id))
+
+    def owns(self, path):
+        """Whether `path` (followed through links) is one of the store's own files:
+        anything under results/memorylab/ or results.tsv."""
+        real = os.path.realpath(path)
+        lab = os.path.realpath(self.lab_dir)
+        return real == lab or real.startswith(lab + os.sep) or \
+            real == os.path.realpath(self.tsv_path)
 
     def initialized(self):
         return os.path.exists(self.ledger_path)
@@ -269,6 +376,12 @@ class Store:
         _LOADED[self.ledger_path] = (state, rows)
         return list(rows), list(state["bad"]) + torn
 
+    def drop_rows(self):
+        """Forget the rows read in this process (a command that no longer needs them
+        frees their memory before reading something else big)."""
+        self._rows = self._state = None
+        _LOADED.pop(self.ledger_path, None)
+
     def _empty_state(self, st):
         return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
                 "dev": st.st_dev, "ino": st.st_ino, "offset": 0, "lines": 0,
@@ -329,7 +442,7 @@ class Store:
         with _gc_paused():
             for raw in data[:cut].split(b"\n")[:-1]:
                 line += 1
-                record, problem = _parse_line(raw)
+                record, problem = _parse_for_row(raw)
                 if problem:
                     state["bad"].append((line, problem))
                 elif record is not None:
@@ -384,96 +497,207 @@ class Store:
         return run_id in known_ids or os.path.exists(self.run_dir(run_id))
 
     def stage_archive(self, copies):
-        """Create a private staging folder under runs/.staging and stream-copy
-        {name: source path} into it (outside the lock: logs may be huge).
-        Returns the folder; `commit_run` renames it to runs/<run_id>."""
+        """Create a private staging folder under runs/.staging and copy {name: source
+        path} into it (outside the store lock: logs may be huge), holding the folder's
+        liveness lock (<folder>.lock) until `release_staging`: another writer removes
+        a staging folder only when it can take that lock, i.e. its writer is gone,
+        whatever PID namespace it ran in. Returns the folder; `commit_run` renames it
+        to runs/<run_id>. A failed copy removes the folder and names the cause (a full
+        disk as "disk full")."""
+        import fcntl
         import shutil
-        os.makedirs(self.staging_dir, exist_ok=True)
+        os.makedirs(self.lab_dir, exist_ok=True)
+        self._real_folder(self.runs_dir)
+        self._real_folder(self.staging_dir)
         folder = os.path.join(self.staging_dir, f"{os.getpid()}-{os.urandom(4).hex()}")
-        os.makedirs(folder)
-        for name, source in copies.items():
-            shutil.copyfile(source, os.path.join(folder, name))
+        fd = os.open(folder + ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._staging_locks[folder] = fd
+        try:
+            os.mkdir(folder)
+            for name, source in copies.items():
+                copy_file(source, os.path.join(folder, name))
+        except BaseException as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            self.release_staging(folder)
+            if _full(exc):
+                raise DiskFull(f"the run's archive in {self.relpath(self.staging_dir)}") \
+                    from None
+            raise
         return folder
+
+    def release_staging(self, folder):
+        """Drop the liveness lock of a staging folder (committed or removed)."""
+        fd = self._staging_locks.pop(folder, None)
+        if fd is not None:
+            try:
+                os.unlink(folder + ".lock")
+            except OSError:
+                pass
+            os.close(fd)
+
+    def _real_folder(self, path):
+        """Create `path` if needed; refuse it when it is a symbolic link (or not a
+        folder): writing or cleaning through it could reach outside the store."""
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        if os.path.islink(path) or not os.path.isdir(path):
+            raise OSError(errno.ENOTDIR, "not a plain folder (a symbolic link?); "
+                          "MemoryLab does not follow it", self.relpath(path))
 
     def write_file(self, path, data):
         write_atomic(path, data)
 
-    def commit_run(self, record, staged, registry):
-        """Land one run (caller holds the exclusive lock): journal, archive rename,
-        ledger append (the commit point), results.tsv row, registry, index.
-        `staged` is a staging folder from `stage_archive` or None.
+    def commit_run(self, records, staged=None):
+        """Land one run, or a batch of imported runs, as one transaction (caller holds
+        the exclusive lock): journal, archive rename, ledger append of every line in
+        one write (the commit point), results.tsv rows, index. `records` is a record
+        or a list; `staged` is a staging folder from `stage_archive` or None.
 
-        Returns a list of warnings: a failure after the commit point (results.tsv,
-        registry, index) does not raise, since the run is recorded. The journal is
-        then left in place, so the next writer completes results.tsv (`recover`), and
-        a registry older than the ledger is rebuilt (`fresh_registry`)."""
+        A failure before the commit point rolls back (archive removed, ledger cut back)
+        and raises. Returns a list of warnings: a failure after it (results.tsv,
+        index) does not raise, since the runs are recorded; the journal is then left in
+        place, so the next writer completes results.tsv (`recover`). The registry is
+        the caller's (`write_registry_if_newer`)."""
         assert self._exclusive, "commit_run needs the exclusive lock"
-        run_id = record["run_id"]
-        line = to_json(record, indent=None)
-        journal = {"run_id": run_id, "archive": bool(staged),
+        records = [records] if isinstance(records, dict) else list(records)
+        run_ids = [check_run_id(record["run_id"]) for record in records]
+        text = "\n".join(to_json(record, indent=None) for record in records)
+        journal = {"run_id": run_ids[0], "run_ids": run_ids, "archive": bool(staged),
                    "ledger_size": _size(self.ledger_path), "tsv_size": _size(self.tsv_path)}
-        write_atomic(self.journal_path, json.dumps(journal))
-        if staged:
-            os.rename(staged, self.run_dir(run_id))
-        _append_line(self.ledger_path, line)  # the commit point
-        warnings = []
-        for what, step in (("results.tsv", lambda: self._append_tsv(record)),
-                           ("the registry", lambda: self.write_registry(registry))):
+        try:
+            write_atomic(self.journal_path, json.dumps(journal))
+            if staged:
+                os.rename(staged, self.run_dir(run_ids[0]))
+                self.release_staging(staged)
+            _append_line(self.ledger_path, text)  # the commit point
+        except Exception as exc:
             try:
-                step()
-            except OSError as exc:
-                warnings.append(f"{what} was not updated ({exc.strerror or _short(exc)}: "
-                                f"{exc.filename or '-'})")
+                self.recover()  # roll back what was done
+            except OSError:
+                pass
+            if _full(exc) and not isinstance(exc, DiskFull):
+                raise DiskFull(self.relpath(self.lab_dir)) from None
+            raise
+        warnings = []
+        try:
+            self._append_tsv(records)
+        except OSError as exc:
+            warnings.append(f"results.tsv was not updated ({exc.strerror or _short(exc)}: "
+                            f"{exc.filename or '-'})")
         try:
             if not warnings:
                 os.unlink(self.journal_path)
-            self.read_rows()  # extend the index by the new line
+            self.read_rows()  # extend the index by the new lines
         except OSError as exc:
             warnings.append(f"the index was not updated ({_short(exc)})")
         return warnings
 
-    def _append_tsv(self, record):
+    def ledger_size(self):
+        return _size(self.ledger_path)
+
+    def append_jsonl(self, path, objects):
+        """Append `objects` (JSON-ready dicts) as lines to a JSONL file of the store, with
+        the ledger's guarantees: the caller holds the exclusive lock; one write of whole
+        lines, then fsync; a failed append is cut back (a full disk raises DiskFull).
+        For append-only files beside the ledger (e.g. claims of runs in flight)."""
+        assert self._exclusive, "append_jsonl needs the exclusive lock"
+        if not self.owns(path):
+            raise ValueError(f"not a file of this store: {path}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _append_line(path, "\n".join(to_json(obj, indent=None) for obj in objects))
+
+    def write_registry_if_newer(self, registry, ledger_size):
+        """Write `registry`, built after the writer's lock was released for the ledger
+        as it was at `ledger_size` bytes, unless the file already describes a ledger
+        at least as long (a later writer was quicker). Checked under the lock. Returns
+        whether it was written; a failure is not raised (the registry is derived:
+        readers rebuild one that does not describe the ledger)."""
+        try:
+            with self.lock():
+                written = self._registry_file()
+                on_disk = written.get("ledger_size") if written else None
+                if (type(on_disk) is int and on_disk >= ledger_size) or \
+                        (self.ledger_size() or 0) < ledger_size:
+                    return False
+                self.write_registry(registry)
+        except OSError:
+            return False
+        return True
+
+    def _registry_file(self):
+        try:
+            with open(self.registry_path, "rb") as f:
+                registry = json.loads(f.read())
+        except (OSError, ValueError, RecursionError):
+            return None
+        return registry if isinstance(registry, dict) else None
+
+    def recent_registry(self, rows, behind):
+        """The registry file when it was written by MemoryLab for the first len(rows)
+        - k of `rows`, 0 <= k <= `behind` (the last k were appended by writers still
+        building theirs), else None. `log` decides against it instead of building a
+        board of its own while other logs run; sequential logs find k = 0."""
+        registry = self._registry_file()
+        if registry is None:
+            return None
+        count, size = registry.get("experiments"), registry.get("ledger_size")
+        if type(count) is not int or type(size) is not int or \
+                not 0 <= len(rows) - count <= behind or size > (self.ledger_size() or 0) or \
+                not _registry_describes(registry, rows[:count]):
+            return None
+        registry.pop("ledger_size", None)
+        return registry
+
+    def _append_tsv(self, records):
         if not os.path.exists(self.tsv_path) or os.path.getsize(self.tsv_path) == 0:
             write_atomic(self.tsv_path, TSV_HEADER)
-        _append_line(self.tsv_path, tsv_row(record))
+        _append_line(self.tsv_path, "\n".join(tsv_row(record) for record in records))
 
     def write_registry(self, registry):
-        """Rewrite the registry (caller holds the exclusive lock). Atomic but not
+        """Rewrite the registry (caller holds the store lock). Atomic but not
         fsynced: it is derived, and a registry lost to a power cut reads as stale
         (`fresh_registry`) and is rebuilt."""
         os.makedirs(self.lab_dir, exist_ok=True)
+        registry = dict(registry, ledger_size=self.ledger_size())
         write_atomic(self.registry_path, to_json(registry) + "\n", durable=False)
 
     def fresh_registry(self, run_count, rows=None):
         """The registry file's content when it describes the ledger as it is now, so
         it need not be rebuilt; else None. Every writer rewrites the registry after
-        touching the ledger, so it is fresh when it is not older than the ledger and
+        touching the ledger, so it is fresh when it is not older than the ledger, was
+        written for a ledger of the present size (`ledger_size`, when recorded) and
         counts `run_count` experiments (the rows just read). With `rows`, a hand-written
         file must also have the registry's shape and name a champion that is among
         the rows (else it is stale and rebuilt)."""
         try:
             if os.stat(self.registry_path).st_mtime_ns < os.stat(self.ledger_path).st_mtime_ns:
                 return None
-            with open(self.registry_path, "rb") as f:
-                registry = json.loads(f.read())
-        except (OSError, ValueError, RecursionError):
+        except OSError:
             return None
-        if not isinstance(registry, dict) or registry.get("experiments") != run_count:
+        registry = self._registry_file()
+        if registry is None or registry.get("experiments") != run_count or \
+                registry.get("ledger_size", _size(self.ledger_path)) != _size(self.ledger_path):
             return None
         if rows is not None and not _registry_describes(registry, rows):
             return None
+        registry.pop("ledger_size", None)
         return registry
 
     def recover(self):
-        """Finish or roll back a log transaction that was killed (caller holds the
-        exclusive lock). Returns None, "rolled_back" or "completed"; after
-        "completed" the registry is stale (older than the ledger's last append), so
-        the next writer or report rebuilds it.
+        """Finish or roll back a log or import transaction that was killed or failed
+        (caller holds the exclusive lock). Returns None, "rolled_back" or "completed";
+        after "completed" the registry is stale (older than the ledger's last append),
+        so the next writer or report rebuilds it.
 
-        Rolled back: the ledger does not hold the run, so its archive folder is
-        removed. Completed: the ledger holds it, so results.tsv is cut back to its
-        size before the transaction (dropping a half-written row) and the row is
-        appended. Staging folders of dead processes are removed either way."""
+        Completed: the ledger holds every run of the journal, so results.tsv is cut
+        back to its size before the transaction (dropping a half-written row) and the
+        rows are appended. Rolled back: it does not, so the ledger is cut back to its
+        size before the transaction (dropping a half-written batch) and the archive
+        folder is removed. Staging folders whose writer is gone are removed either way.
+        A journal whose run ids are not run ids is dropped: it never names a path."""
         self._clean_staging()
         try:
             with open(self.journal_path, "rb") as f:
@@ -482,56 +706,117 @@ class Store:
             return None
         except ValueError:
             journal = None
-        if not (isinstance(journal, dict) and isinstance(journal.get("run_id"), str)
+        run_ids = journal.get("run_ids", [journal.get("run_id")]) \
+            if isinstance(journal, dict) else None
+        if not (isinstance(run_ids, list) and run_ids and all(map(is_run_id, run_ids))
                 and isinstance(journal.get("ledger_size"), int)):
             os.unlink(self.journal_path)  # unreadable or not ours: nothing to finish
             return None
-        record = self._find_after(journal["ledger_size"], journal["run_id"])
-        if record is None:
+        found, foreign = self._find_after(journal["ledger_size"], set(run_ids))
+        if len(found) < len(run_ids):
+            if (_size(self.ledger_path) or 0) > journal["ledger_size"] and not foreign:
+                with open(self.ledger_path, "r+b") as f:
+                    f.truncate(journal["ledger_size"])
             if journal.get("archive"):
                 import shutil
-                shutil.rmtree(self.run_dir(journal["run_id"]), ignore_errors=True)
+                folder = self.run_dir(run_ids[0])
+                if not os.path.islink(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
             outcome = "rolled_back"
         else:
             tsv_size = journal.get("tsv_size") or 0
             if _size(self.tsv_path) not in (None, tsv_size):
                 with open(self.tsv_path, "r+b") as f:
                     f.truncate(tsv_size)
-            self._append_tsv(record)
+            self._append_tsv(found)
             outcome = "completed"
         os.unlink(self.journal_path)
         return outcome
 
-    def _find_after(self, offset, run_id):
+    def _find_after(self, offset, run_ids):
+        """(the complete ledger records past `offset` whose run id is in `run_ids`,
+        whether any other complete line is there: then the journal does not describe
+        the ledger, and nothing is cut)."""
         try:
             with open(self.ledger_path, "rb") as f:
                 f.seek(offset or 0)
                 data = f.read()
         except FileNotFoundError:
-            return None
-        for raw in data.split(b"\n"):
+            return [], False
+        found, foreign = [], False
+        for raw in data.split(b"\n")[:-1]:  # a last line without its newline is torn
             record, _ = _parse_line(raw)
-            if record is not None and record.get("run_id") == run_id:
-                return record
-        return None
+            if record is not None and record.get("run_id") in run_ids:
+                found.append(record)
+            elif raw.strip():
+                foreign = True
+        return found, foreign
 
     def _clean_staging(self):
+        """Remove the staging folders (and lock files) of writers that are gone: the
+        folder's liveness lock can be taken (a folder without one, from an older
+        version, falls back to its PID). A staging folder that is a link is left alone."""
         import shutil
+        if os.path.islink(self.staging_dir):
+            return
         try:
-            names = os.listdir(self.staging_dir)
-        except FileNotFoundError:
+            names = set(os.listdir(self.staging_dir))
+        except OSError:
             return
         for name in names:
-            pid = name.split("-", 1)[0]
-            if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            folder = os.path.join(self.staging_dir, name[:-5] if name.endswith(".lock") else name)
+            if folder in self._staging_locks or (name.endswith(".lock") and name[:-5] in names) \
+                    or not _writer_gone(folder):
                 continue
-            shutil.rmtree(os.path.join(self.staging_dir, name), ignore_errors=True)
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            for path in (folder, folder + ".lock"):
+                try:
+                    if os.path.islink(path) or os.path.isfile(path):
+                        os.unlink(path)
+                except OSError:
+                    pass
+
+    def stray_temp_files(self):
+        """Temp files (write_atomic's .<name>.tmp-*) that no live writer owns: in the
+        store's folders and beside results.tsv. Call with the store lock held (every
+        temp file there is written under the exclusive lock), which makes them all
+        stray, except those of the index, which count only when its lock can be taken.
+        Returns (paths, index lock fd or None: keep it until they are removed)."""
+        import fcntl
+        folders = [self.root, self.lab_dir, self.reports_dir, self.runs_dir]
+        fd = None
+        try:
+            fd = os.open(os.path.join(self.index_dir, ".lock"), os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            folders.append(self.index_dir)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+                fd = None
+        found = []
+        for folder in folders:
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(".") and TEMP_MARK in name and \
+                        (folder != self.root or name.startswith(".results.tsv" + TEMP_MARK)):
+                    path = os.path.join(folder, name)
+                    if os.path.isfile(path) and not os.path.islink(path):
+                        found.append(path)
+        return sorted(found), fd
 
     def write_report(self, markdown, stamp, output=None, extra=None):
         """Write the morning report: to `output` only when given, else
         reports/latest.md, reports/<stamp>.md and the `extra` {name: text} files
         (latest.json, latest.html) beside them. Returns the paths written."""
         if output:
+            if self.owns(output):
+                from .records import InputError
+                raise InputError(f"--output {output} is one of the store's own files "
+                                 "(the ledger, results.tsv, ...); choose another path")
             os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
             write_atomic(output, markdown)
             return [os.path.abspath(output)]
@@ -595,6 +880,28 @@ def _interned(value):
     return value
 
 
+_GUARD, _PACKET = b', "novelty_guard": ', b', "decision_packet": '
+
+
+def _parse_for_row(raw):
+    """_parse_line for the index: a line as MemoryLab writes it is parsed without its
+    novelty_guard (the bulkiest member, which slim rows leave out), cut from the
+    top-level `, "novelty_guard": ` to the `, "decision_packet": ` after it (`, "`
+    never occurs inside a JSON string). A cut that does not leave one JSON object
+    (the members were nested, or in another order) falls back to the whole line."""
+    start = raw.find(_GUARD)
+    if start > 0:
+        end = raw.find(_PACKET, start)
+        if end > 0:
+            try:
+                record = json.loads(raw[:start] + raw[end:])
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                return record, None
+    return _parse_line(raw)
+
+
 def _parse_line(raw, at_end=False):
     """(record, problem) for one ledger line; (None, None) for a blank line."""
     if not raw.strip():
@@ -634,6 +941,26 @@ def _size(path):
         return os.path.getsize(path)
     except FileNotFoundError:
         return None
+
+
+def _writer_gone(folder):
+    """Whether the writer of a staging folder is gone: its lock file can be locked,
+    or, without one, the PID in its name is not alive here."""
+    import fcntl
+    try:
+        fd = os.open(folder + ".lock", os.O_RDWR)
+    except FileNotFoundError:
+        pid = os.path.basename(folder).split("-", 1)[0]
+        return not (pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _alive(pid):
@@ -691,28 +1018,52 @@ def quarantine_path(store):
     return os.path.join(store.lab_dir, QUARANTINE)
 
 
-def ledger_lines(store):
-    """[(line number, raw bytes without the newline, record or None, problem or None)]
-    for every non-blank ledger line, parsed as the index build does, except that a last
-    line without its newline that is a whole JSON object comes with both its record
-    and the problem (the readers skip it; a repair can keep it)."""
+# The fields after this key in a record as MemoryLab and the earlier fork write it hold
+# no field doctor checks; `ledger_lines(light=True)` parses a line only up to it.
+_HEAVY_TAIL = b', "novelty_guard": '
+
+
+def _parse_head(raw, needed):
+    """The record of a ledger line parsed only up to its top-level novelty_guard (the
+    heavy part), when the fields `needed` are all in that head; else the whole line.
+    `, "` never occurs inside a JSON string (its quote would be escaped), and cutting
+    at a nested occurrence leaves unbalanced JSON, so a head that parses is the
+    record's own leading members."""
+    cut = raw.find(_HEAVY_TAIL)
+    if cut > 0:
+        try:
+            head = json.loads(raw[:cut] + b"}")
+        except ValueError:
+            head = None
+        if isinstance(head, dict) and all(key in head for key in needed):
+            return head, None
+    return _parse_line(raw)
+
+
+def ledger_lines(store, needed=None):
+    """Yield (line number, raw bytes without the newline, record or None, problem or
+    None) for every non-blank ledger line, parsed as the index build does, except that
+    a last line without its newline that is a whole JSON object comes with both its
+    record and the problem (the readers skip it; a repair can keep it). Streams the
+    file: a 100k-run ledger is never held in memory at once. With `needed` (field
+    names), a record may hold only its leading fields, as long as those are among
+    them (`_parse_head`): for checks that read a few fields of every record."""
     try:
-        with open(store.ledger_path, "rb") as f:
-            data = f.read()
+        f = open(store.ledger_path, "rb")
     except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")
-    torn = bool(lines[-1].strip())  # no newline after the last line
-    out = []
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        record, problem = _parse_line(raw)
-        if torn and number == len(lines):
-            problem = _parse_line(raw, at_end=True)[1] + \
-                ("" if problem else " (a whole record: doctor --repair keeps it)")
-        out.append((number, raw, record, problem))
-    return out
+        return
+    with f:
+        for number, raw in enumerate(f, 1):
+            torn = not raw.endswith(b"\n")  # only the last line can lack it
+            raw = raw[:-1] if not torn else raw
+            if not raw.strip():
+                continue
+            record, problem = _parse_line(raw) if needed is None or torn else \
+                _parse_head(raw, needed)
+            if torn:
+                problem = _parse_line(raw, at_end=True)[1] + \
+                    ("" if problem else " (a whole record: doctor --repair keeps it)")
+            yield number, raw, record, problem
 
 
 def rewrite_ledger(store, kept, quarantined):

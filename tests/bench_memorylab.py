@@ -15,6 +15,16 @@ they do in a store in use. The first line also times a bare interpreter
 (`python -c pass`), the floor under every whole-process figure.
 Targets: check <= 0.1 s, log <= 0.5 s, report <= 0.5 s at 10k runs;
 check <= 1 s, log <= 2 s, report <= 3 s at 100k runs.
+
+Store figures (`--store`, on top of the command table, per size):
+- cold index rebuild (`list` with the index deleted) for the project's format and for
+  the earlier fork's format (records with only the published fields, distinct
+  descriptions, so novelty features are derived at indexing time);
+- `doctor` time and peak memory (max RSS of the process);
+- 8 writers: 8 processes each calling `log` --writer-logs times at once; throughput
+  (logs/s) and per-log latency p50/p95 of the whole process.
+`--import N` times `import-tsv` of an N-row upstream results.tsv into an empty store
+while a reader takes the shared lock in a loop, and reports the reader's longest wait.
 """
 
 import argparse
@@ -112,38 +122,60 @@ def make_record(i, rng, ideas, configs):
     }
 
 
-def write_ledger(repo, size, seed=1):
+PUBLISHED = ("run_id", "timestamp_utc", "branch", "commit", "parent_commit", "family",
+             "status", "description", "hypothesis", "tags", "notes", "metrics", "error",
+             "artifacts", "novelty_guard", "decision_packet")
+
+
+def earlier_record(i, rng, ideas, configs):
+    """A record as the earlier fork wrote it: the published fields only, and a
+    description of its own (real ledgers rarely repeat one word for word)."""
+    record = make_record(i, rng, ideas, configs)
+    knob, base = rng.choice(KNOBS)
+    value = round(base * rng.uniform(0.3, 3.0), 5)
+    record["description"] = rng.choice(PHRASES).format(
+        k=knob.lower().replace("_", " "), o=base, v=value)
+    return {key: record[key] for key in PUBLISHED}
+
+
+def write_ledger(repo, size, seed=1, earlier=False):
     rng = random.Random(seed)
     ideas, configs = make_ideas(rng), make_configs(rng)
     lab = os.path.join(repo, "results", "memorylab")
     os.makedirs(lab, exist_ok=True)
     total = 0
+    make = earlier_record if earlier else make_record
     with open(os.path.join(lab, "experiments.jsonl"), "w") as f:
         for i in range(size):
-            line = json.dumps(make_record(i, rng, ideas, configs)) + "\n"
+            line = json.dumps(make(i, rng, ideas, configs)) + "\n"
             total += len(line)
             f.write(line)
     return total / size
 
 
-def timed(repo, *argv):
-    """(wall seconds, CPU seconds) of one whole `python memorylab.py ...` process.
-    CPU time (user + sys, git children included) is what the wall time would be on
-    an idle machine; on a busy one the wall time also counts waiting for a core."""
+def timed(repo, *argv, rss=False):
+    """(wall seconds, CPU seconds) of one whole `python memorylab.py ...` process
+    (with `rss`, also its peak resident memory in MB). CPU time (user + sys, git
+    children included) is what the wall time would be on an idle machine; on a busy
+    one the wall time also counts waiting for a core."""
     import resource
     env = dict(os.environ, MEMORYLAB_NOW=NOW)
     env.pop("MEMORYLAB_ROOT", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # time what users get: cached bytecode
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "memorylab.py"), *argv],
-                          cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "memorylab.py"), *argv],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 2):
-        raise SystemExit(f"{argv[0]} failed: {done.stderr}")
+    if proc.returncode not in (0, 2, 3):
+        raise SystemExit(f"{argv[0]} failed: {err}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    return (elapsed, cpu, usage.ru_maxrss / 1024) if rss else (elapsed, cpu)
 
 
 def startup(repeat):
@@ -199,12 +231,180 @@ def bench(size, repeat, keep):
     return dict(result, size=size, record_bytes=average, generate_s=made)
 
 
+# One `log` process that also reports the CPU seconds it spent holding the exclusive
+# lock (CPU, not wall: on a busy machine a holder also waits for a core).
+HOLDER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from contextlib import contextmanager
+from memorylab_core import store
+plain, held = store.Store.lock, [0.0]
+
+@contextmanager
+def timed_lock(self, exclusive=True):
+    with plain(self, exclusive) as locked:
+        start = time.process_time()
+        try:
+            yield locked
+        finally:
+            held[0] += (time.process_time() - start) if exclusive else 0.0
+
+store.Store.lock = timed_lock
+import memorylab
+code = memorylab.main(sys.argv[2:])
+sys.stderr.write(f"held {held[0]:.4f}\\n")
+sys.stdout.flush()
+os._exit(code)
+"""
+
+WRITER = """
+import os, subprocess, sys, time
+repo, root, summary, worker, count, holder = sys.argv[1:7]
+for i in range(int(count)):
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", holder, root, "log", "--description",
+                           f"writer {worker} run {i}", "--status", "discard",
+                           "--summary", summary], cwd=repo, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(done.stderr)
+    held = done.stderr.rsplit("held ", 1)[1].split()[0]
+    print(time.perf_counter() - start, held, flush=True)
+"""
+
+READER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from memorylab_core.store import Store
+store, longest = Store(sys.argv[1]), 0.0
+while True:
+    start = time.perf_counter()
+    with store.lock(exclusive=False):
+        pass
+    longest = max(longest, time.perf_counter() - start)
+    print(f"{longest:.3f}", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def writers(repo, summary, processes=8, each=5):
+    """(logs/s, p50 s, p95 s, CPU s per log, median CPU s under the exclusive lock) of
+    `processes` concurrent writers, `each` logs apiece. CPU per log (all processes, git
+    included) and the time under the lock bound the throughput on an idle machine
+    (cores / CPU per log, 1 / lock time), whatever the machine's other load."""
+    import resource
+    env = dict(os.environ, MEMORYLAB_NOW=NOW)
+    env.pop("MEMORYLAB_ROOT", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, repo, REPO_ROOT, summary, str(n),
+                               str(each), HOLDER], env=env, stdout=subprocess.PIPE, text=True)
+             for n in range(processes)]
+    latencies, held = [], []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise SystemExit("a writer failed")
+        for line in out.splitlines():
+            latency, hold = line.split()
+            latencies.append(float(latency))
+            held.append(float(hold))
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    return (len(latencies) / elapsed, statistics.median(latencies), p95, cpu / len(latencies),
+            statistics.median(held))
+
+
+def store_bench(size, keep, each):
+    """Cold rebuilds (both formats), doctor, and 8 writers on a store of `size` runs."""
+    folder = keep or tempfile.mkdtemp(prefix="memorylab-bench-")
+    out = {}
+    for earlier in (False, True):
+        repo = os.path.join(folder, f"store-{size}-{'earlier' if earlier else 'now'}")
+        shutil.rmtree(repo, ignore_errors=True)
+        make_repo(repo)
+        write_ledger(repo, size, earlier=earlier)
+        timed(repo, "init")
+        index = os.path.join(repo, "results", "memorylab", "index")
+        shutil.rmtree(index, ignore_errors=True)
+        out["rebuild_earlier" if earlier else "rebuild"] = timed(repo, "list")
+        if earlier:
+            shutil.rmtree(repo, ignore_errors=True)
+            continue
+        out["doctor"] = timed(repo, "doctor", rss=True)
+        summary = os.path.join(repo, "summary.json")
+        with open(summary, "w") as f:
+            json.dump(metrics(val_bpb=0.985), f)
+        out["writers"] = writers(repo, summary, each=each)
+        shutil.rmtree(repo, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def import_bench(rows, keep):
+    """(wall, CPU) of import-tsv of `rows` upstream rows into an empty store, and the
+    longest wait of a reader taking the shared lock meanwhile."""
+    folder = keep or tempfile.mkdtemp(prefix="memorylab-bench-")
+    repo = os.path.join(folder, f"import-{rows}")
+    shutil.rmtree(repo, ignore_errors=True)
+    make_repo(repo)
+    timed(repo, "init")
+    rng = random.Random(3)
+    ideas = make_ideas(rng)
+    path = os.path.join(folder, f"results-{rows}.tsv")
+    with open(path, "w") as f:
+        f.write("commit\tval_bpb\tmemory_gb\tstatus\tdescription\n")
+        for i in range(rows):
+            status = rng.choices(("keep", "discard", "crash"), (20, 65, 15))[0]
+            bpb = "0.000000" if status == "crash" else f"{rng.uniform(0.97, 1.02):.6f}"
+            memory = "0.0" if status == "crash" else "44.0"
+            f.write(f"{i * 2654435761 % 16**7:07x}\t{bpb}\t{memory}\t{status}\t"
+                    f"{ideas[i % len(ideas)][0]['description']} #{i}\n")
+    reader = subprocess.Popen([sys.executable, "-c", READER, repo, REPO_ROOT],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        result = timed(repo, "import-tsv", path)
+    finally:
+        reader.terminate()
+        out, _ = reader.communicate()
+    waits = out.split()
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return result, float(waits[-1]) if waits else None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", default=None, help="keep the generated repos in this folder")
+    parser.add_argument("--store", action="store_true",
+                        help="store figures instead: rebuilds, doctor, 8 writers")
+    parser.add_argument("--writer-logs", type=int, default=5, help="logs per writer (--store)")
+    parser.add_argument("--import", dest="import_rows", type=int, default=None,
+                        help="time import-tsv of this many rows instead")
     args = parser.parse_args()
+    if args.import_rows:
+        (wall, cpu), wait = import_bench(args.import_rows, args.keep)
+        print(f"import-tsv {args.import_rows} rows: {wall:.2f} s wall / {cpu:.2f} s CPU; "
+              f"longest reader wait {wait:.3f} s; load {os.getloadavg()[0]:.2f}")
+        return
+    if args.store:
+        print("runs  rebuild wall/CPU  earlier wall/CPU  doctor wall/CPU/MB   "
+              "8 writers logs/s p50 p95 CPU/log lock-CPU")
+        for size in args.sizes:
+            r = store_bench(size, args.keep, args.writer_logs)
+            print(f"{size:>7} {r['rebuild'][0]:7.2f}/{r['rebuild'][1]:<7.2f} "
+                  f"{r['rebuild_earlier'][0]:7.2f}/{r['rebuild_earlier'][1]:<7.2f} "
+                  f"{r['doctor'][0]:6.2f}/{r['doctor'][1]:<6.2f}/{r['doctor'][2]:<6.0f} "
+                  f"{r['writers'][0]:6.2f} {r['writers'][1]:5.2f} {r['writers'][2]:5.2f} "
+                  f"{r['writers'][3]:5.3f} {r['writers'][4]:5.3f}",
+                  flush=True)
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; seconds, whole process")
     wall, cpu = startup(args.repeat)
     print(f"bare interpreter (python -c pass): {wall:.3f}/{cpu:.3f}")

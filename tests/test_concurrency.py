@@ -58,6 +58,9 @@ class ConcurrentLogTest(LabCase):
         runs = [n for n in os.listdir(self.path("results", "memorylab", "runs"))
                 if not n.startswith(".")]
         self.assertEqual(sorted(runs), sorted(ids))
+        # the registry, built outside the lock, ends up describing the whole ledger
+        self.assertEqual(self.registry()["experiments"], total)
+        self.assertEqual(self.cli("doctor", "--json").json()["problems"], 0)
         for run_id in ids:
             self.assertTrue(os.path.isfile(self.path("results", "memorylab", "runs", run_id,
                                                      "decision_packet.json")))

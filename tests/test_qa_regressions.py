@@ -209,10 +209,10 @@ class OneLineErrors(QaCase):
     def test_import_tsv_rejects_what_log_rejects(self):  # findings 3, 8, 13
         for row, words in (("abc1234\t0.99\t1e308\tkeep\thuge\n", "memory_gb"),
                            ("abc1234\t0.99\t-2\tkeep\tneg\n", "memory_gb"),
-                           ("abc1234\t1e-300\t40\tkeep\ttiny\n", "positive val_bpb"),
-                           ("y7\t0.99\t40\tkeep\tnot hex\n", "hexadecimal")):
+                           ("abc1234\t1e300\t40\tkeep\thuge\n", "val_bpb > 0 and <= 1e+06"),
+                           ("abc1234\t0.000000\t40\tkeep\tno result\n", "val_bpb > 0")):
             path = self.write("bad.tsv", row)
-            self.assertIn(words, self.fails("import-tsv", path))
+            self.assertIn(words, self.fails("import-tsv", path, "--strict"))
 
     def test_import_tsv_skips_a_byte_order_mark(self):  # finding 13
         path = self.write("bom.tsv", "\ufeffcommit\tval_bpb\tmemory_gb\tstatus\tdescription\n"

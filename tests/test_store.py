@@ -256,7 +256,7 @@ class RecoveryTest(LedgerCase):
         class Killed(BaseException):  # like a kill: no `except Exception` stops it
             pass
 
-        def commit_run(store, record, staged, registry):
+        def commit_run(store, record, staged=None):
             real_rename, real_append = os.rename, store_module._append_line
 
             def rename(src, dst):
@@ -277,7 +277,7 @@ class RecoveryTest(LedgerCase):
                          "ledger_size": os.path.getsize(store.ledger_path),
                          "tsv_size": os.path.getsize(store.tsv_path)}))
                     raise Killed
-                original_commit(store, record, staged, registry)
+                original_commit(store, record, staged)
             finally:
                 os.rename, store_module._append_line = real_rename, real_append
 
@@ -337,7 +337,9 @@ class RegistryFreshnessTest(LedgerCase):
     def test_registry_file_is_reused_only_while_it_matches_the_ledger(self):
         self.log_keep("first", 0.99)
         store = Store(self.repo)
-        self.assertEqual(store.fresh_registry(1), self.registry())
+        on_disk = self.registry()
+        self.assertEqual(on_disk.pop("ledger_size"), os.path.getsize(self.ledger_path))
+        self.assertEqual(store.fresh_registry(1), on_disk)
         self.assertIsNone(store.fresh_registry(2))
         with open(self.ledger_path, "ab") as f:  # a hand edit
             f.write(b"{}\n")
