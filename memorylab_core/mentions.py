@@ -155,6 +155,8 @@ _INIT_WORDS = r"init|std|scale|~|start|begin"
 # (pattern, knob) over the masked canonical clause; a knob is a name, (name, choice) or a function
 # of the clause and the match that returns either
 _PATTERNS = [
+    # a setting written as code that the vocabulary does not know (see intent.read)
+    (r"\bxid[a-z0-9]+\b", lambda clause, match: match.group(0).upper()),
     (r"\bmatrix\s+lr\b|\bmuon\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?(?:muon|matri(?:x|ces))\b", "MATRIX_LR"),
     (r"\bscalars?\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?scalars?\b", "SCALAR_LR"),
     (r"\blmhead\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?lmhead\b", "UNEMBEDDING_LR"),

@@ -27,6 +27,7 @@ import heapq
 import math
 
 from . import fingerprint, intent, lexical
+from .records import DEFAULT_FAMILY
 
 MODES = ("explore", "exploit", "replicate")
 DEFAULT_MODE = "exploit"
@@ -34,7 +35,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 9
+FEATURES_VERSION = 10
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
@@ -68,6 +69,13 @@ POLICY = {
     ("known_success", "exploit"): ("allow", "exploits a known success"),
     ("known_success", "replicate"): ("allow", "re-tests a known success"),
 }
+
+
+def named_family(family):
+    """A family an agent named, lower-cased; "" for none or the default one
+    (every run without a family has the default, which says nothing about the idea)."""
+    family = (family or "").strip().lower()
+    return "" if family == DEFAULT_FAMILY else family
 
 
 def effective_threshold(threshold, mode):
@@ -112,17 +120,17 @@ def features(idea, base_constants=None):
     with context); ``sig`` (a string identifying all of the above, used to memoise
     scores).
     """
-    parsed = intent.parse_changes(idea.get("description") or "", base_constants)
-    return _features(idea, parsed)
+    parsed, change = intent.read(idea.get("description") or "", base_constants)
+    return _features(idea, parsed, change)
 
 
-def _features(idea, parsed):
-    description = idea.get("description") or ""
+def _features(idea, parsed, description):
     changes = []
     for c in parsed:
         compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
-        if c.get("approx"):
-            compact["approx"] = True
+        for flag in ("approx", "reads_as"):
+            if c.get(flag):
+                compact[flag] = c[flag]
         changes.append(compact)
     tokens = lexical.lexical_tokens(description + " " + _tags_text(idea.get("tags")))
     seen = set(tokens)
@@ -131,11 +139,13 @@ def _features(idea, parsed):
         if t not in seen
     ]
     direction = lexical.overall_direction(description)
-    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}" for c in changes)
+    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}:{c.get('reads_as', '')}"
+                   for c in changes)
     sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
     weight = round(_weight(tokens), 4)
     knobs = sorted({c["knob"] for c in changes})
-    keys = ["@" + k for k in knobs] if knobs else sorted(set(tokens + context))
+    keys = sorted({"@" + k for c in changes for k in (c["knob"], c.get("reads_as")) if k}) \
+        if knobs else sorted(set(tokens + context))
     return {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
             "context": context, "direction": direction, "weight": weight,
             "weight_all": round(weight + _weight(context), 4), "sig": sig}
@@ -246,6 +256,19 @@ def _text_score(pf, rf):
     return max(0.0, score)
 
 
+def _bridge(mine, theirs):
+    """``mine`` with a code name keyed by the knob it reads as ("train_batch_tokens" as
+    TOTAL_BATCH_SIZE) where ``theirs`` names that knob in words: a code name meets a
+    description in words, never another code name."""
+    out = dict(mine)
+    for knob, c in mine.items():
+        reading = c.get("reads_as")
+        if reading and knob not in theirs and reading not in out and reading in theirs \
+                and not theirs[reading].get("reads_as") and reading == theirs[reading]["knob"]:
+            out[reading] = out.pop(knob)
+    return out
+
+
 _NOTHING = (0.0, "different", "")
 _BY_CONSTANTS = "(same values of the changed constants)"
 
@@ -262,6 +285,7 @@ def _compare(pf, rf, floor=0.0, explain=True):
         rk = {}
         for c in rc:
             rk[c["knob"]] = c
+        pc, rk = _bridge(pc, rk), _bridge(rk, pc)
         if ("SEED" in pc or "SEED" in rk) and len(pc) + len(rk) > 2:
             # a seed is how an idea is re-run, not an idea of its own
             pc = {k: c for k, c in pc.items() if k != "SEED"} or pc
@@ -454,11 +478,11 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     """
     eff = effective_threshold(threshold, mode)
     family_eff = max(0.0, eff - FAMILY_BONUS)
-    family = (idea.get("family") or "").strip().lower()
+    family = named_family(idea.get("family"))
     if base_constants is None and champion_config:
         base_constants = champion_config.get("constants")
-    parsed = intent.parse_changes(idea.get("description") or "", base_constants)
-    pf = _features(idea, parsed)
+    parsed, change = intent.read(idea.get("description") or "", base_constants)
+    pf = _features(idea, parsed, change)
     changes = [dict(c, source="description") for c in parsed]
 
     config_delta = []
@@ -487,7 +511,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
 
     memo_scores, memo_features = {}, {}
     floor = family_eff if family else eff   # no run scoring below this can match
-    probe_knobs = set(by_knob)
+    probe_knobs = set(by_knob) | {c["reads_as"] for c in changes if c.get("reads_as")}
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
@@ -509,11 +533,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
             if hit[0] < floor and hit[1] not in informative:
                 continue
         score, relation, reason = hit
-        same_family = False
-        if family:
-            row_family = row.get("family")
-            if row_family:
-                same_family = row_family == family or row_family.strip().lower() == family
+        same_family = bool(family) and named_family(row.get("family")) == family
         if relation in _NEVER_MATCH:
             pass
         elif score >= eff or (same_family and score >= family_eff):
