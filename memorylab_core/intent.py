@@ -100,7 +100,6 @@ def change_part(text):
     Asides that are not a verdict are returned apart: they elaborate the change and
     are parsed only when the change itself names none."""
     t = re.sub(_LABEL, "", " ".join((text or "").split()), flags=re.I)
-    t = re.sub(_TRAILING_VERDICT, "", t, flags=re.I)
     asides = []
 
     def aside(match):
@@ -118,7 +117,8 @@ def change_part(text):
         t = head
     clauses = re.split(r";\s*", t)
     t = "; ".join([clauses[0]] + [c for c in clauses[1:] if not re.search(_VERDICT, c, re.I)])
-    return " ".join(t.split()).strip(" ,;:-"), "; ".join(asides)
+    t = re.sub(_TRAILING_VERDICT, "", " ".join(t.split()), flags=re.I)
+    return t.strip(" ,;:-"), "; ".join(asides)
 
 
 # ---------------------------------------------------------------- clauses

@@ -143,11 +143,14 @@ def _features(idea, parsed, description):
                    for c in changes)
     sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
     weight = round(_weight(tokens), 4)
+    # the numbers a parsed change moves to: an old value both texts name is no match
+    values = sorted({lexical.number_token(c["value"]) for c in changes
+                     if isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)})
     knobs = sorted({c["knob"] for c in changes})
     keys = sorted({"@" + k for c in changes for k in (c["knob"], c.get("reads_as")) if k}) \
         if knobs else sorted(set(tokens + context))
     return {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
-            "context": context, "direction": direction, "weight": weight,
+            "context": context, "direction": direction, "weight": weight, "values": values,
             "weight_all": round(weight + _weight(context), 4), "sig": sig}
 
 
@@ -250,7 +253,7 @@ def _text_score(pf, rf):
         if d1 and d2 and (d1, d2) in _OPPOSITE:
             score *= 0.4
         if score > RELATED_HIGH and pf["_numbers"]:
-            theirs = {t for t in tokens if t[0].isdigit()}
+            theirs = set(rf.get("values") or ()) or {t for t in tokens if t[0].isdigit()}
             if theirs and pf["_numbers"].isdisjoint(theirs):
                 score = RELATED_HIGH   # the same words with other numbers: a follow-up, not a repeat
     return max(0.0, score)
@@ -504,7 +507,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     pf["_tokens"] = set(pf["tokens"])
     pf["_context"] = set(pf["context"])
     pf["_all"] = pf["_tokens"] | pf["_context"]
-    pf["_numbers"] = {t for t in pf["_tokens"] if t[0].isdigit()}
+    pf["_numbers"] = set(pf["values"]) or {t for t in pf["_tokens"] if t[0].isdigit()}
     delta_names = [d["name"] for d in config_delta if d["new"] is not None]
     delta_text = fingerprint.format_delta(config_delta)
     wanted = [(n, cur_constants.get(n)) for n in delta_names]

@@ -34,6 +34,7 @@ KNOBS = {
     "WARMUP_RATIO": ("num", 0.0, "fraction of the budget spent on LR warmup"),
     "WARMDOWN_RATIO": ("num", 0.5, "fraction of the budget spent on the final LR decay"),
     "FINAL_LR_FRAC": ("num", 0.0, "LR at the end of training, as a fraction"),
+    "LR_SCHEDULE": ("choice", "linear", "shape of the LR decay: linear, cosine, exponential"),
     "DEPTH": ("num", 8, "number of transformer layers"),
     "ASPECT_RATIO": ("num", 64, "model width per layer (model_dim = DEPTH x ASPECT_RATIO)"),
     "HEAD_DIM": ("num", 128, "attention head dimension"),
