@@ -75,7 +75,7 @@ _VERDICT = (r"\b(?:better|worse|best|worst|revert\w*|kept|keep|discard\w*|margin
             r"|improv\w*|hurt\w*|helps?|helped|regress\w*|nois\w*|overshoot\w*|overfit\w*|killed|crash\w*|oom"
             r"|exit|timed|timeout|stable|matched|exceed\w*|despite|supersed\w*|optimal|optimum|negligible"
             r"|catastroph\w*|wast\w*|slow\w*|fast\w*|diminish\w*|gains?|won|lost|loses|baseline|bpb|loss"
-            r"|steps|tokens|params|tok/s|throughput|mb|gb|vram|memory|run\s+#?\d+|confirm\w*|superior|inferior"
+            r"|tok/s|throughput|mb|gb|vram|run\s+#?\d+|confirm\w*|superior|inferior"
             r"|too|ok|fine|no\s+change|nothing|unchanged|same|identical|noise\s+floor|converg\w*|diverg\w*)\b"
             r"|[-+]\d*\.\d{3,}|\d\.\d{3,}\s*(?:vs|->|→)")
 # a label that only files the row: "log:", "experiment:", "exp 12:", "re-check"
@@ -109,9 +109,12 @@ def change_part(text):
         if not re.search(_VERDICT, inner, re.I):
             asides.append(inner)
         return " "
-    t = re.sub(r"(?:^|(?<=\s))\(((?:[^()]|\([^()]*\))*)\)", aside, t)
-    # a tail after a dash is a comment; after a colon, a comment when a value came before
-    t = re.split(r"\s+(?:-|--|—|–)\s+", t, maxsplit=1)[0]
+    t = re.sub(r"(?<=[\w.%'\"\]]\s)\(((?:[^()]|\([^()]*\))*)\)", aside, t)
+    # a tail after a dash is a comment (a dash inside a formula's brackets is a minus);
+    # after a colon, a comment when a value came before
+    dash = next((m for m in re.finditer(r"\s+(?:-|--|—|–)\s+", t)
+                 if t.count("(", 0, m.start()) == t.count(")", 0, m.start())), None)
+    t = t[:dash.start()] if dash else t
     head, colon, tail = t.partition(": ")
     if colon and re.search(r"\d", head):
         t = head
@@ -391,20 +394,31 @@ def read(text, base_constants=None):
     """(canonical changes, the change's text) of a description: the change part
     (``change_part``) less a purpose ("to match the budget") and, when what is left
     still names a change, less a context clause ("at batch 2^13"); its asides are
-    parsed only when the change names none."""
+    read only when the change names no value."""
     change, asides = change_part(text)
     change = re.sub(_PURPOSE, "", change, flags=re.I)
-    candidates = [change, asides]
     context = re.search(_CONTEXT, change, re.I)
-    if context and not re.search(r"\b(?:replac|swap|switch|substitut|instead|rather)", change, re.I) \
-            and (re.search(r"\d", change[:context.start()]) or not re.search(r"\d", context.group(0))):
-        candidates.insert(0, change[:context.start()])
+    if context and (re.search(r"\b(?:replac|swap|switch|substitut|instead|rather)", change, re.I)
+                    or not (re.search(r"\d", change[:context.start()])
+                            or not extract_values(canonical_text(context.group(0)))[0])):
+        context = None   # "replace A with B"; "clip gradients at norm 0.5": the value is in the tail
     names = {}
-    for candidate in candidates:
-        parsed = _parse_text(_code_names(candidate, names), base_constants) if candidate else []
-        if parsed:
-            return [_named(c, names, base_constants) for c in parsed], change
-    return [], change
+
+    def parse(text):
+        return _parse_text(_code_names(text, names), base_constants) if text else []
+    parsed = parse(change)
+    if context:
+        head = parse(change[:context.start()])
+        tail = canonical_text(context.group(0))
+        # a context names another knob than the change ("at batch 2^13") or none ("at
+        # narrow"); a tail that names only the change's own knobs says more of it
+        named = {m["knob"] for m in find_mentions(tail, tail)}
+        if head and not (named and named <= {c["knob"] for c in head}):
+            parsed = head
+    if asides and all(c["value"] is None for c in parsed):
+        # a change without a value takes it from its aside: "slower momentum warmup (600 steps)"
+        parsed = parse(f"{change} ({asides})") or parsed
+    return [_named(c, names, base_constants) for c in parsed], change
 
 
 def _named(change, names, base_constants):
@@ -430,15 +444,18 @@ _WORD_NAMES = {"ADAM_BETAS", "MODEL_DIM", "N_EMBD", "D_MODEL", "N_LAYER", "N_LAY
 
 
 def _code_names(text, names):
-    """``text`` with each setting written as code (``warmup_steps``, ``EMA_DECAY``) that
+    """``text`` with each setting written as code (``EMA_DECAY``, or ``warmup_steps``
+    followed by its value) that
     is neither a known knob nor a word the vocabulary reads (``model_dim``) replaced by
     a placeholder the mention finder takes as a knob of that name: a fork's own
     settings are knobs of their own, not guesses at upstream's. ``names`` maps the
     placeholders back."""
     def replace(match):
         name = match.group(0).upper()
-        if name in KNOBS or name in _WORD_NAMES:
-            return match.group(0)
+        setting = match.group(0).isupper() or re.match(r"\s*(?:[=:]|->|(?:to|from|of|at)?\s*~?[-+]?\.?\d)",
+                                                        text[match.end():])
+        if name in KNOBS or name in _WORD_NAMES or not setting:
+            return match.group(0)   # a module ("attn c_proj") is no setting
         placeholder = "xid" + re.sub(r"[^a-z0-9]", "", name.lower())
         names[placeholder.upper()] = name
         return placeholder

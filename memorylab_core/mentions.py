@@ -39,6 +39,15 @@ def _lr_knob(clause, match):
     return "LR"
 
 
+def _schedule_shape(clause, match):
+    """The LR decay's shape: "cosine warmdown"; "linear decay" only when it is what
+    the text changes to ("restore linear decay"), else it describes the decay."""
+    shape = match.group(0).replace("linearly", "linear")
+    if shape == "linear" and not re.search(r"\b(?:restor\w*|back|revert\w*|switch\w*|replac\w*|instead|use)\b|->", clause):
+        return None
+    return ("LR_SCHEDULE", shape)
+
+
 def _wd_knob(clause, match):
     if "muon" not in clause and re.search(r"\badam|\bembed\b|lmhead|valueembeds|\bscalars?\b|lambdas", clause):
         return "ADAM_WEIGHT_DECAY"
@@ -166,7 +175,7 @@ _PATTERNS = [
     (r"\b(?:muon\s+)?momentum\s+(?:warmup|ramp)\b|\bmuon\s+(?:warmup|ramp)\b", "MUON_MOMENTUM_WARMUP"),
     (r"\bwarmup(?:\s+(?:ratio|fraction|frac|steps|phase|period))?\b", "WARMUP_RATIO"),
     (r"\b(?:cosine|linear|exponential)(?:ly)?(?=\s+(?:lr\s+)?(?:warmdown|decay\w*|anneal\w*|schedule|cooldown))",
-     lambda clause, match: ("LR_SCHEDULE", match.group(0).replace("linearly", "linear"))),
+     lambda clause, match: _schedule_shape(clause, match)),
     (r"\bwarmdown(?:\s+(?:ratio|fraction|frac|phase|period))?\b|\b(?:lr|linear)\s+decay(?:\s+phase)?\b"
      r"|\bdecay\s+phase\b", "WARMDOWN_RATIO"),
     (r"\bcautious(?:wd|(?:\s+(?:wd|masking|mask|decay))+)\b|\bcautious\b(?=.*\bwd\b)"
