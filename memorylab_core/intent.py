@@ -104,8 +104,8 @@ def change_part(text):
 
     def aside(match):
         inner = match.group(1)
-        if re.match(_OLD_ASIDE, inner, re.I):
-            return match.group(0)
+        if re.match(_OLD_ASIDE, inner, re.I) or (len(inner.split()) <= 2 and not re.search(r"\d", inner)):
+            return match.group(0)   # an old value, or another name of the thing: "gated MLP (SwiGLU)"
         if not re.search(_VERDICT, inner, re.I):
             asides.append(inner)
         return " "
@@ -121,7 +121,7 @@ def change_part(text):
     clauses = re.split(r";\s*", t)
     t = "; ".join([clauses[0]] + [c for c in clauses[1:] if not re.search(_VERDICT, c, re.I)])
     t = re.sub(_TRAILING_VERDICT, "", " ".join(t.split()), flags=re.I)
-    return t.strip(" ,;:-"), "; ".join(asides)
+    return t.strip(" ,;:-"), "; ".join(a.replace(";", ",") for a in asides)
 
 
 # ---------------------------------------------------------------- clauses
@@ -393,31 +393,33 @@ def _finish(change, base_constants, described=None):
 def read(text, base_constants=None):
     """(canonical changes, the change's text) of a description: the change part
     (``change_part``) less a purpose ("to match the budget") and, when what is left
-    still names a change, less a context clause ("at batch 2^13"); its asides are
-    read only when the change names no value."""
+    still names a change, less a context clause ("at batch 2^13"). Its asides give a
+    value the change lacks ("slower momentum warmup (600 steps)"); else the knobs
+    they name besides the change's come as changes marked "aside": True."""
     change, asides = change_part(text)
     change = re.sub(_PURPOSE, "", change, flags=re.I)
-    context = re.search(_CONTEXT, change, re.I)
-    if context and (re.search(r"\b(?:replac|swap|switch|substitut|instead|rather)", change, re.I)
-                    or not (re.search(r"\d", change[:context.start()])
-                            or not extract_values(canonical_text(context.group(0)))[0])):
-        context = None   # "replace A with B"; "clip gradients at norm 0.5": the value is in the tail
     names = {}
 
-    def parse(text):
-        return _parse_text(_code_names(text, names), base_constants) if text else []
-    parsed = parse(change)
-    if context:
-        head = parse(change[:context.start()])
-        tail = canonical_text(context.group(0))
+    def parse(words):
+        return _parse_text(canonical_text(_code_names(words, names)), base_constants) if words else []
+    canonical = canonical_text(_code_names(change, names))
+    parsed = parse(canonical)
+    context = re.search(_CONTEXT, canonical)
+    if context and not re.search(r"\b(?:replac|swap|switch|substitut|instead|rather)", canonical) \
+            and (re.search(r"\d", canonical[:context.start()]) or not extract_values(context.group(0))[0]):
+        head = parse(canonical[:context.start()])
         # a context names another knob than the change ("at batch 2^13") or none ("at
-        # narrow"); a tail that names only the change's own knobs says more of it
-        named = {m["knob"] for m in find_mentions(tail, tail)}
+        # narrow"); a tail that names only the change's own knobs says more of it; a tail
+        # with the only value says what the change is ("clip gradients at norm 0.5")
+        named = {m["knob"] for m in find_mentions(context.group(0), context.group(0))}
         if head and not (named and named <= {c["knob"] for c in head}):
             parsed = head
     if asides and all(c["value"] is None for c in parsed):
-        # a change without a value takes it from its aside: "slower momentum warmup (600 steps)"
         parsed = parse(f"{change} ({asides})") or parsed
+    elif asides:
+        own = {c["knob"] for c in parsed}
+        parsed = parsed + [dict(c, aside=True) for a in asides.split("; ") for c in parse(f"({a})")
+                           if c["knob"] not in own]
     return [_named(c, names, base_constants) for c in parsed], change
 
 

@@ -172,12 +172,15 @@ _PATTERNS = [
     (r"\bembed\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?embed\b", "EMBEDDING_LR"),
     (r"\b(?:of|from)\s+(?:the\s+|its\s+)?peak(?:\s+lr)?\b|\bfinal\s+lr(?:\s+frac(?:tion)?)?\b|\bmin(?:imum)?\s+lr\b"
      r"|\blr\s+floor\b|\bfinal\s+lr\b", "FINAL_LR_FRAC"),
+    (r"\b(?:start\w*|initial|begin\w*)\s+(?:the\s+)?(?:muon\s+)?momentum(?:\s+(?:warmup|ramp))?\b"
+     r"|\bmomentum\s+start\w*\b",
+     "MUON_MOMENTUM_START"),
     (r"\b(?:muon\s+)?momentum\s+(?:warmup|ramp)\b|\bmuon\s+(?:warmup|ramp)\b", "MUON_MOMENTUM_WARMUP"),
     (r"\bwarmup(?:\s+(?:ratio|fraction|frac|steps|phase|period))?\b", "WARMUP_RATIO"),
-    (r"\b(?:cosine|linear|exponential)(?:ly)?(?=\s+(?:lr\s+)?(?:warmdown|decay\w*|anneal\w*|schedule|cooldown))",
-     lambda clause, match: _schedule_shape(clause, match)),
     (r"\bwarmdown(?:\s+(?:ratio|fraction|frac|phase|period))?\b|\b(?:lr|linear)\s+decay(?:\s+phase)?\b"
      r"|\bdecay\s+phase\b", "WARMDOWN_RATIO"),
+    (r"\b(?:cosine|linear|exponential)(?:ly)?(?=\s+(?:lr\s+)?(?:warmdown|decay\w*|anneal\w*|schedule|cooldown))",
+     lambda clause, match: _schedule_shape(clause, match)),
     (r"\bcautious(?:wd|(?:\s+(?:wd|masking|mask|decay))+)\b|\bcautious\b(?=.*\bwd\b)"
      r"|\bsign\s+agreement(?:\s+mask\w*)?\b|\b(?:same\s+)?sign(?:\s+(?:matching|consistency))?\s+mask\w*\b"
      r"|\bsignagree\b",

@@ -128,7 +128,7 @@ def _features(idea, parsed, description):
     changes = []
     for c in parsed:
         compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
-        for flag in ("approx", "reads_as"):
+        for flag in ("approx", "reads_as", "aside"):
             if c.get(flag):
                 compact[flag] = c[flag]
         changes.append(compact)
@@ -192,7 +192,7 @@ def relate(a, b):
     if va is not None and vb is not None:
         if _values_equal(va, vb, tolerance):
             return "same", SAME_SCORE
-        if da and da == db and da in ("up", "down", "on"):
+        if _numeric(va) and _numeric(vb):   # another value of the same number: a re-tune
             return "related", RELATED_LOW + (RELATED_HIGH - RELATED_LOW) * _closeness(va, vb)
         return "other_value", OTHER_VALUE_SCORE
     if da and da == db:
@@ -294,9 +294,12 @@ def _compare(pf, rf, floor=0.0, explain=True):
             pc = {k: c for k, c in pc.items() if k != "SEED"} or pc
             rk = {k: c for k, c in rk.items() if k != "SEED"} or rk
         common = [k for k in pc if k in rk]
-        if not common:
+        # a knob named only in an aside ("(device batch 8)") can tell two ideas apart
+        # when both name it, but is not needed for them to be the same
+        main = {k for k, c in pc.items() if not c.get("aside")} | {k for k, c in rk.items() if not c.get("aside")}
+        if not main.intersection(common):
             return _NOTHING
-        union = len(set(pc) | set(rk))
+        union = len(main | set(common))
         total, relations, reasons = 0.0, [], []
         for k in common:
             relation, score = relate(pc[k], rk[k])
@@ -311,7 +314,7 @@ def _compare(pf, rf, floor=0.0, explain=True):
         if "related" in relations or "other_value" in relations:
             score = min(score, RELATED_HIGH)   # another value of any knob is a follow-up, not a repeat
         if union > len(common) and explain:
-            extra = sorted((set(pc) | set(rk)) - set(common))
+            extra = sorted(main - set(common))
             reasons.append("only one side changes " + ", ".join(extra))
         if all(r == "same" for r in relations) and union == len(common):
             relation = "same"

@@ -66,6 +66,7 @@ KNOBS = {
     "DROPOUT": ("num", 0.0, "dropout probability"),
     "LOSS_SCALE": ("num", 1.0, "a multiplier on the training loss"),
     "MUON_MOMENTUM": ("num", 0.95, "Muon momentum (after its warmup)"),
+    "MUON_MOMENTUM_START": ("num", 0.85, "Muon momentum at the start of its warmup"),
     "MUON_MOMENTUM_WARMUP": ("num", 300, "steps of Muon momentum warmup 0.85 -> 0.95"),
     "MUON_NS_STEPS": ("num", 5, "Muon orthogonalisation (polar express) steps"),
     "MUON_BETA2": ("num", 0.95, "NorMuon second-moment beta"),

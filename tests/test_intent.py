@@ -19,7 +19,8 @@ TRAIN_PY = {"ASPECT_RATIO": 64, "HEAD_DIM": 128, "WINDOW_PATTERN": "SSSL", "TOTA
 
 
 def parsed(text, base=TRAIN_PY):
-    return [(c["knob"], c["direction"], c["value"]) for c in intent.parse_changes(text, base)]
+    """The changes the text makes, less those named only in an aside."""
+    return [(c["knob"], c["direction"], c["value"]) for c in intent.parse_changes(text, base) if not c.get("aside")]
 
 
 class ValueTests(unittest.TestCase):
@@ -317,7 +318,8 @@ class PhrasingTests(unittest.TestCase):
         self.assertEqual(parsed("muon momentum warmup 0.85 -> 0.97 over 500 steps"),
                          [("MUON_MOMENTUM", None, 0.97), ("MUON_MOMENTUM_WARMUP", None, 500)])
         # the start of the ramp is no knob
-        self.assertEqual(parsed("start the Muon momentum warmup at 0.88 instead of 0.85"), [])
+        self.assertEqual(parsed("start the Muon momentum warmup at 0.88 instead of 0.85"),
+                         [("MUON_MOMENTUM_START", "up", 0.88)])
         self.assertEqual(parsed("shorten the 0.85 -> 0.95 momentum ramp from 300 to 200 steps"),
                          [("MUON_MOMENTUM_WARMUP", "down", 200)])
 
