@@ -25,6 +25,7 @@ computed once per run and stored as ``novelty_features``.
 
 import heapq
 import math
+import re
 
 from . import fingerprint, intent, lexical
 from .records import DEFAULT_FAMILY
@@ -35,7 +36,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 10
+FEATURES_VERSION = 11
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
@@ -107,7 +108,27 @@ def _tags_text(tags):
     return " ".join(str(t) for t in (tags or []))
 
 
-def features(idea, base_constants=None):
+def code_changes(change_set):
+    """Canonical changes of a stored change set (``fingerprint.change_set``): one per
+    constant delta, direction against the parent's value, and one "CODE" change whose
+    "tokens" say what the other hunks remove and add. None without a change set."""
+    if not isinstance(change_set, dict):
+        return None
+    out = []
+    for d in change_set.get("constants") or ():
+        out.extend(intent.changes_from_constant(d["name"], d["old"], d["new"]))
+    removed, added = set(), set()
+    for hunk in change_set.get("hunks") or ():
+        for side, lines in zip((removed, added), hunk):
+            for line in lines:
+                side.update(_CODE_TOKEN.findall(line))
+    if removed or added:
+        tokens = sorted({"-" + t for t in removed - added} | {"+" + t for t in added - removed})
+        out.append({"knob": "CODE", "direction": "set", "value": None, "tokens": tokens})
+    return out
+
+
+def features(idea, base_constants=None, change_set=None):
     """Compact, JSON-serialisable matching features of an idea (stored per run).
 
     Keys: ``version``; ``changes`` (canonical changes parsed from the description,
@@ -121,10 +142,10 @@ def features(idea, base_constants=None):
     scores).
     """
     parsed, change = intent.read(idea.get("description") or "", base_constants)
-    return _features(idea, parsed, change)
+    return _features(idea, parsed, change, code_changes(change_set))
 
 
-def _features(idea, parsed, description):
+def _features(idea, parsed, description, code=None):
     changes = []
     for c in parsed:
         compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
@@ -146,10 +167,12 @@ def _features(idea, parsed, description):
     # the numbers a parsed change moves to: an old value both texts name is no match
     values = sorted({lexical.number_token(c["value"]) for c in changes
                      if isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)})
-    knobs = sorted({c["knob"] for c in changes})
-    keys = sorted({"@" + k for c in changes for k in (c["knob"], c.get("reads_as")) if k}) \
+    if code:
+        sig += "#" + "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('tokens')}" for c in code)
+    knobs = sorted({c["knob"] for c in changes + (code or [])})
+    keys = sorted({"@" + k for c in changes + (code or []) for k in (c["knob"], c.get("reads_as")) if k}) \
         if knobs else sorted(set(tokens + context))
-    return {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
+    return {"code": code, "version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
             "context": context, "direction": direction, "weight": weight, "values": values,
             "weight_all": round(weight + _weight(context), 4), "sig": sig}
 
@@ -177,6 +200,13 @@ def _closeness(a, b):
 
 
 _OPPOSITE = {("up", "down"), ("down", "up"), ("on", "off"), ("off", "on")}
+_CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?(?:e[-+]?\d+)?|[^\sA-Za-z0-9_]")
+SAME_CODE = 0.5   # token Jaccard at which two code changes are one idea written twice
+
+
+def _code_overlap(a, b):
+    a, b = set(a or ()), set(b or ())
+    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def relate(a, b):
@@ -184,6 +214,9 @@ def relate(a, b):
 
     relation is "same", "related", "mention", "opposite" or "other_value".
     """
+    if a["knob"] == "CODE":
+        overlap = _code_overlap(a.get("tokens"), b.get("tokens"))
+        return ("same", SAME_SCORE) if overlap >= SAME_CODE else ("other_value", OTHER_VALUE_SCORE)
     da, db = a.get("direction"), b.get("direction")
     va, vb = a.get("value"), b.get("value")
     tolerance = intent.value_tolerance(a, b)
@@ -207,6 +240,8 @@ def relate(a, b):
 def format_change(change):
     """'MATRIX_LR up to 0.06', 'VALUE_EMBEDS off', 'MLP_ACTIVATION = swiglu'."""
     knob, direction, value = change["knob"], change.get("direction"), change.get("value")
+    if knob == "CODE":
+        return "code " + " ".join((change.get("tokens") or [])[:8])
     if value is None:
         return f"{knob} {direction}" if direction else f"{knob} (mentioned)"
     shown = fingerprint.format_value(value) if not isinstance(value, str) else value
@@ -259,6 +294,20 @@ def _text_score(pf, rf):
     return max(0.0, score)
 
 
+def _sides(pf, rf):
+    """(planned changes by knob, the run's changes) to compare: what the code changed
+    when both sides have it, or one side's constants against the other's words;
+    else what the descriptions say."""
+    pcode, rcode = pf.get("_code_by_knob"), rf.get("code")
+    if pcode and rcode:
+        return pcode, rcode
+    if pcode and set(pcode) != {"CODE"}:
+        return {k: c for k, c in pcode.items() if k != "CODE"}, rf.get("changes") or ()
+    if rcode and any(c["knob"] != "CODE" for c in rcode):
+        return pf["_by_knob"], [c for c in rcode if c["knob"] != "CODE"]
+    return pf["_by_knob"], rf.get("changes") or ()
+
+
 def _bridge(mine, theirs):
     """``mine`` with a code name keyed by the knob it reads as ("train_batch_tokens" as
     TOTAL_BATCH_SIZE) where ``theirs`` names that knob in words: a code name meets a
@@ -283,7 +332,7 @@ def _compare(pf, rf, floor=0.0, explain=True):
     one-sided text case be skipped. With ``explain`` False the reason of a parsed
     comparison is None (made later, for the runs shown only).
     """
-    pc, rc = pf["_by_knob"], rf.get("changes") or ()
+    pc, rc = _sides(pf, rf)
     if pc and rc:
         rk = {}
         for c in rc:
@@ -472,13 +521,15 @@ def _val_bpb(row):
 
 
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
-           base_constants=None, config=None, champion_config=None):
+           base_constants=None, config=None, champion_config=None, change_set=None):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
 
     idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
     or slim rows in ledger order (``novelty_features`` used when current).
     ``config`` is the planned run's train.py fingerprint; ``champion_config`` the
-    champion's. Adds "explanation" (parsed changes, matched runs and why) and
+    champion's; ``change_set`` the planned change against train.py's last commit
+    (``fingerprint.change_set``): when given, its constants and code are the idea's
+    identity and the description only its fallback. Adds "explanation" (parsed changes, matched runs and why) and
     "config_delta" (constant changes from the champion's config) to the contract's
     fields.
     """
@@ -488,8 +539,13 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     if base_constants is None and champion_config:
         base_constants = champion_config.get("constants")
     parsed, change = intent.read(idea.get("description") or "", base_constants)
-    pf = _features(idea, parsed, change)
+    code = code_changes(change_set)
+    pf = _features(idea, parsed, change, code)
     changes = [dict(c, source="description") for c in parsed]
+    if code:
+        pf["_code_by_knob"] = {c["knob"]: c for c in code}
+        said = {c["knob"] for c in changes}
+        changes += [dict(c, source="code") for c in code if c["knob"] not in said]
 
     config_delta = []
     code_sha = None
@@ -500,7 +556,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
         if champion_config:
             config_delta = fingerprint.constant_delta(champion_config.get("constants") or {}, cur_constants)
         described = {c["knob"] for c in changes}
-        for c in _config_changes(config_delta):
+        for c in (_config_changes(config_delta) if code is None else ()):
             if c["knob"] not in described:
                 changes.append(dict(c, source="config"))
     by_knob = {}
