@@ -200,7 +200,7 @@ def _closeness(a, b):
 
 
 _OPPOSITE = {("up", "down"), ("down", "up"), ("on", "off"), ("off", "on")}
-_CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?(?:e[-+]?\d+)?|[^\sA-Za-z0-9_]")
+_CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?(?:e[-+]?\d+)?")   # names and numbers
 SAME_CODE = 0.5   # token Jaccard at which two code changes are one idea written twice
 
 
@@ -520,6 +520,35 @@ def _val_bpb(row):
     return metrics.get("val_bpb") if isinstance(metrics, dict) else None
 
 
+def _probe(f, changes=None):
+    """Features made ready to compare as the planned side (``_compare``): sets of
+    their tokens and numbers, their changes (default: the parsed ones) and code
+    changes by knob."""
+    f["_by_knob"] = {c["knob"]: c for c in (f["changes"] if changes is None else changes)}
+    f["_code_by_knob"] = {c["knob"]: c for c in f["code"]} if f.get("code") else None
+    f["_tokens"] = set(f["tokens"])
+    f["_context"] = set(f["context"])
+    f["_all"] = f["_tokens"] | f["_context"]
+    f["_numbers"] = set(f["values"]) or {t for t in f["_tokens"] if t[0].isdigit()}
+    return f
+
+
+def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
+    """Whether two ideas are the same idea: the one rule the guard applies, for any
+    caller that holds two ideas rather than an idea and a ledger. Each is a dict with
+    "description" (and optionally "hypothesis", "tags", "change_set" as stored with a
+    run, "novelty_features" when already computed). Families play no part: the
+    family allowance is the guard's, for runs an agent filed together. Returns
+    (same, score, relation, reason)."""
+    def of(idea):
+        f = idea.get("novelty_features")
+        if not (isinstance(f, dict) and f.get("version") == FEATURES_VERSION):
+            f = features(idea, None, idea.get("change_set"))
+        return f
+    score, relation, reason = _compare(_probe(dict(of(a))), of(b))
+    return relation not in _NEVER_MATCH and score >= threshold, round(score, 4), relation, reason
+
+
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
            base_constants=None, config=None, champion_config=None, change_set=None):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
@@ -543,7 +572,6 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     pf = _features(idea, parsed, change, code)
     changes = [dict(c, source="description") for c in parsed]
     if code:
-        pf["_code_by_knob"] = {c["knob"]: c for c in code}
         said = {c["knob"] for c in changes}
         changes += [dict(c, source="code") for c in code if c["knob"] not in said]
 
@@ -559,21 +587,15 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
         for c in (_config_changes(config_delta) if code is None else ()):
             if c["knob"] not in described:
                 changes.append(dict(c, source="config"))
-    by_knob = {}
-    for c in changes:
-        by_knob[c["knob"]] = c
-    pf["_by_knob"] = by_knob
-    pf["_tokens"] = set(pf["tokens"])
-    pf["_context"] = set(pf["context"])
-    pf["_all"] = pf["_tokens"] | pf["_context"]
-    pf["_numbers"] = set(pf["values"]) or {t for t in pf["_tokens"] if t[0].isdigit()}
+    _probe(pf, [c for c in changes if c["knob"] != "CODE"])
     delta_names = [d["name"] for d in config_delta if d["new"] is not None]
     delta_text = fingerprint.format_delta(config_delta)
     wanted = [(n, cur_constants.get(n)) for n in delta_names]
 
     memo_scores, memo_features = {}, {}
     floor = family_eff if family else eff   # no run scoring below this can match
-    probe_knobs = set(by_knob) | {c["reads_as"] for c in changes if c.get("reads_as")}
+    probe_knobs = set(pf["_by_knob"]) | set(pf["_code_by_knob"] or ()) | {
+        c["reads_as"] for c in changes if c.get("reads_as")}
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
