@@ -79,9 +79,12 @@ def _nesterov_knob(clause, match):
 
 
 def _batch_knob(clause, match):
-    if re.search(r"\btokens?\b", clause):
+    """The batch a "batch" names, from the words around it ("batch 2^17 device bs 64"
+    names two batches: the unit next to each decides)."""
+    near = " ".join(clause[:match.start()].split()[-2:] + clause[match.end():].split()[:1])
+    if re.search(r"\btokens?\b", near):
         return "TOTAL_BATCH_SIZE"
-    if re.search(r"\b(?:sequences?|seqs?|rows?|micro|device|examples?|samples?)\b", clause):
+    if re.search(r"\b(?:sequences?|seqs?|rows?|micro|device|examples?|samples?)\b", near):
         return "DEVICE_BATCH_SIZE"
     return "BATCH?"  # decided by the value's magnitude later
 

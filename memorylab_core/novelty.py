@@ -220,11 +220,11 @@ def relate(a, b):
     da, db = a.get("direction"), b.get("direction")
     va, vb = a.get("value"), b.get("value")
     tolerance = intent.value_tolerance(a, b)
+    if va is not None and vb is not None and _values_equal(va, vb, tolerance):
+        return "same", SAME_SCORE   # the same target is the same config, however each got there
     if (da, db) in _OPPOSITE:
         return "opposite", OPPOSITE_SCORE
     if va is not None and vb is not None:
-        if _values_equal(va, vb, tolerance):
-            return "same", SAME_SCORE
         if _numeric(va) and _numeric(vb):   # another value of the same number: a re-tune
             return "related", RELATED_LOW + (RELATED_HIGH - RELATED_LOW) * _closeness(va, vb)
         return "other_value", OTHER_VALUE_SCORE

@@ -518,7 +518,7 @@ class LazyPatternTests(unittest.TestCase):
         for path in glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "*.tsv")):
             with open(path, encoding="utf-8", newline="") as f:
                 for row in csv.DictReader(f, delimiter="\t"):
-                    texts += [row["prior"], row["planned"]]
+                    texts += [row[k] for k in ("prior", "planned", "description") if k in row]
         texts = [vocabulary.canonical_text(t) for t in texts] + [t.lower() for t in texts]
         tables = [t for t in vars(mentions).values() if isinstance(t, list)] + \
                  [vocabulary.DIRECTION_WORDS, vocabulary._CANON, quantities._VALUE_PATTERNS]
