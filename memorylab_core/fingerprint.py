@@ -14,6 +14,7 @@ train.py or editing a comment keeps the fingerprint; any token change alters it.
 """
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -101,6 +102,7 @@ def module_constants(source):
     return constants
 
 
+@functools.lru_cache(maxsize=4)   # the hash and the change set of one train.py read it once
 def normalized_code(source):
     """train.py's tokens with comments, blank lines and spacing removed, one string.
 
@@ -172,17 +174,21 @@ MAX_HUNK_LINES = 40      # normalised lines kept per side of a hunk
 _CONSTANT_LINE = re.compile(r"^[A-Z][A-Z0-9_]*(?: , [A-Z][A-Z0-9_]*)* (?::[^=]*)?= ")
 
 
-def change_set(old_source, new_source):
+def change_set(old_source, new_source, new_constants=None):
     """The change from one train.py to another, as stored with each run:
     {"constants": constant_delta of their module constants, "hunks": [[removed lines],
     [added lines]] of their normalised code (``normalized_code``; comments and spacing
-    gone) other than the constants' own assignment lines}. None without both sources."""
+    gone) other than the constants' own assignment lines}. None without both sources.
+    ``new_constants``: the new source's constants when already read."""
     if old_source is None or new_source is None:
         return None
+    if old_source == new_source:
+        return {"constants": [], "hunks": []}
     try:
-        old_constants, new_constants = module_constants(old_source), module_constants(new_source)
+        old_constants = module_constants(old_source)
+        new_constants = module_constants(new_source) if new_constants is None else new_constants
     except SyntaxError:
-        old_constants = new_constants = None
+        old_constants = None
     import difflib
 
     def lines(source):

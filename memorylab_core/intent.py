@@ -91,14 +91,15 @@ _PURPOSE = (r"\s(?:to|so\s+as\s+to|in\s+order\s+to)\s+(?:reduce|improve|recover|
             r"|\sfor\s+(?:faster|slower|better|more|less|higher|lower|smoother|quicker|stabler|stable|cheaper|extra"
             r"|improved|reduced|quick|fast)\b.*$")
 # context after the change: "at batch 2^13", "after removing logit cap", "with depth 6 + GQA", "on 16GB"
+_CONTEXT_WORD = r"\b(?:at|after|with|on|under|given|during|while|using|inside|within)\b"
 _CONTEXT = r"\s(?:at|after|with|on|under|given|during|while|using|inside|within)\s+(?![\d.~#=(-])(?!(?:a|the)\s+\d)\S.*$"
 
 
 def change_part(text):
     """(the change, its asides) of a description: a filing label, verdict and evidence
     asides and tails (parentheses, "; ...", " - ...", ": ..." after a value) removed.
-    Asides that are not a verdict are returned apart: they elaborate the change and
-    are parsed only when the change itself names none."""
+    Asides that are not a verdict are returned apart, "; "-joined: they elaborate the
+    change (see ``read``)."""
     t = re.sub(_LABEL, "", " ".join((text or "").split()), flags=re.I)
     asides = []
 
@@ -109,7 +110,8 @@ def change_part(text):
         if not re.search(_VERDICT, inner, re.I):
             asides.append(inner)
         return " "
-    t = re.sub(r"(?<=[\w.%'\"\]]\s)\(((?:[^()]|\([^()]*\))*)\)", aside, t)
+    if "(" in t:
+        t = re.sub(r"(?<=[\w.%'\"\]]\s)\(((?:[^()]|\([^()]*\))*)\)", aside, t)
     # a tail after a dash is a comment (a dash inside a formula's brackets is a minus);
     # after a colon, a comment when a value came before
     dash = next((m for m in re.finditer(r"\s+(?:-|--|—|–)\s+", t)
@@ -397,14 +399,18 @@ def read(text, base_constants=None):
     value the change lacks ("slower momentum warmup (600 steps)"); else the knobs
     they name besides the change's come as changes marked "aside": True."""
     change, asides = change_part(text)
-    change = re.sub(_PURPOSE, "", change, flags=re.I)
+    if re.search(r"\b(?:to|for)\b", change, re.I):
+        change = re.sub(_PURPOSE, "", change, flags=re.I)
     names = {}
 
-    def parse(words):
-        return _parse_text(canonical_text(_code_names(words, names)), base_constants) if words else []
-    canonical = canonical_text(_code_names(change, names))
+    def parse(words):   # words in canonical spelling
+        return _parse_text(words, base_constants) if words else []
+
+    def spelled(words):
+        return canonical_text(_code_names(words, names))
+    canonical = spelled(change)
     parsed = parse(canonical)
-    context = re.search(_CONTEXT, canonical)
+    context = re.search(_CONTEXT, canonical) if re.search(_CONTEXT_WORD, canonical) else None
     if context and not re.search(r"\b(?:replac|swap|switch|substitut|instead|rather)", canonical) \
             and (re.search(r"\d", canonical[:context.start()]) or not extract_values(context.group(0))[0]):
         head = parse(canonical[:context.start()])
@@ -415,10 +421,10 @@ def read(text, base_constants=None):
         if head and not (named and named <= {c["knob"] for c in head}):
             parsed = head
     if asides and all(c["value"] is None for c in parsed):
-        parsed = parse(f"{change} ({asides})") or parsed
+        parsed = parse(spelled(f"{change} ({asides})")) or parsed
     elif asides:
         own = {c["knob"] for c in parsed}
-        parsed = parsed + [dict(c, aside=True) for a in asides.split("; ") for c in parse(f"({a})")
+        parsed = parsed + [dict(c, aside=True) for a in asides.split("; ") for c in parse(spelled(f"({a})"))
                            if c["knob"] not in own]
     return [_named(c, names, base_constants) for c in parsed], change
 
@@ -433,7 +439,7 @@ def _named(change, names, base_constants):
     value = change["value"]
     words = name.lower().replace("_", " ")
     probe = f"{words} {value}" if isinstance(value, (int, float)) else f"increase {words}"
-    reading = [c["knob"] for c in _parse_text(probe, base_constants)]
+    reading = [c["knob"] for c in _parse_text(canonical_text(probe), base_constants)]
     out = dict(change, knob=name)
     if reading:
         out["reads_as"] = reading[0]
@@ -461,7 +467,7 @@ def _code_names(text, names):
         placeholder = "xid" + re.sub(r"[^a-z0-9]", "", name.lower())
         names[placeholder.upper()] = name
         return placeholder
-    return re.sub(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b", replace, text)
+    return re.sub(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b", replace, text) if "_" in text else text
 
 
 def parse_changes(text, base_constants=None):
@@ -470,12 +476,13 @@ def parse_changes(text, base_constants=None):
 
 
 def _parse_text(text, base_constants=None):
-    """Canonical changes described by the change part ``text`` (see the module docstring).
+    """Canonical changes described by the change part ``text``, already in canonical
+    spelling (``vocabulary.canonical_text``; see the module docstring).
 
     Whatever follows a rationale word ("because", "since", "hoping", ...) is the
     why, not the what, and is not parsed.
     """
-    canonical = re.sub(_RATIONALE, "", canonical_text(text))
+    canonical = re.sub(_RATIONALE, "", text)
     if not canonical:
         return []
     canonical = re.sub(_ASIDE, _aside, canonical)

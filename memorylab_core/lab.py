@@ -76,12 +76,13 @@ def _constants(source):
         return None
 
 
-def _working_change(cwd, source):
-    """The change of the working train.py against its last commit (None without git,
-    or when nothing changed: the description is then all there is to go on)."""
+def _working_change(cwd, source, constants):
+    """The change of the working train.py (its `constants` already read) against its
+    last commit; None without git, or when nothing changed (the description is then
+    all there is to go on)."""
     from . import fingerprint
     tree = gitinfo.work_tree(cwd)
-    change = fingerprint.change_set(gitinfo.file_at(tree, "HEAD") if tree else None, source)
+    change = fingerprint.change_set(gitinfo.head_file(tree) if tree else None, source, constants)
     return change if change and (change["constants"] or change["hunks"]) else None
 
 
@@ -145,7 +146,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     # constants alone resolve relative phrases such as "double DEPTH"
     config = _fingerprint(source) if code else None
     base_constants = config["constants"] if config else _constants(source)
-    change_set = _working_change(cwd, source) if code else None
+    change_set = _working_change(cwd, source, config["constants"]) if code else None
     champion_config = None
     if code:
         champion_config = _champion_config(rows, registry_now(store, rows, now).get("champion"))
@@ -249,7 +250,7 @@ def _run_provenance(cwd):
     if git["full_parent"]:
         parent = gitinfo.file_at(tree, git["full_parent"])
         base = _fingerprint(parent) or config
-        change_set = fingerprint.change_set(parent, source)
+        change_set = fingerprint.change_set(parent, source, (config or {}).get("constants"))
     patch = gitinfo.patch_from_parent(tree, git["full_commit"])
     return git, config, (base or {}).get("constants"), patch, change_set
 

@@ -131,15 +131,17 @@ def code_changes(change_set):
 def features(idea, base_constants=None, change_set=None):
     """Compact, JSON-serialisable matching features of an idea (stored per run).
 
-    Keys: ``version``; ``changes`` (canonical changes parsed from the description,
-    each {"knob", "direction", "value"} and "approx": true when written
-    approximately); ``knobs`` (their sorted knob names); ``tokens`` (sorted lexical
-    tokens of description and tags); ``context`` (tokens of hypothesis and family
-    not already in ``tokens``); ``keys`` (the knobs as "@KNOB", or the tokens and
-    context when nothing parsed: the prefilter's one lookup per run); ``direction`` (the text's one overall direction
-    word, or None); ``weight`` and ``weight_all`` (token weight sums, without and
-    with context); ``sig`` (a string identifying all of the above, used to memoise
-    scores).
+    Keys: ``version``; ``changes`` (canonical changes parsed from the change part
+    of the description, ``intent.read``: each {"knob", "direction", "value"}, with
+    "approx", "reads_as" or "aside" when they apply); ``code`` (only with a
+    ``change_set``: ``code_changes``); ``knobs`` (sorted knob names of both);
+    ``tokens`` (sorted lexical tokens of the change part and tags); ``context``
+    (tokens of hypothesis and family not already in ``tokens``); ``values`` (the
+    number tokens of the changes' values, when there are any); ``keys`` (the knobs as
+    "@KNOB", or the tokens and context when nothing parsed: the prefilter's one
+    lookup per run); ``direction`` (the text's one overall direction word, or None);
+    ``weight`` and ``weight_all`` (token weight sums, without and with context);
+    ``sig`` (a string identifying all of the above, used to memoise scores).
     """
     parsed, change = intent.read(idea.get("description") or "", base_constants)
     return _features(idea, parsed, change, code_changes(change_set))
@@ -172,9 +174,14 @@ def _features(idea, parsed, description, code=None):
     knobs = sorted({c["knob"] for c in changes + (code or [])})
     keys = sorted({"@" + k for c in changes + (code or []) for k in (c["knob"], c.get("reads_as")) if k}) \
         if knobs else sorted(set(tokens + context))
-    return {"code": code, "version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
-            "context": context, "direction": direction, "weight": weight, "values": values,
-            "weight_all": round(weight + _weight(context), 4), "sig": sig}
+    out = {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
+           "context": context, "direction": direction, "weight": weight,
+           "weight_all": round(weight + _weight(context), 4), "sig": sig}
+    if values:   # optional keys, absent when empty: stored for every row of the index
+        out["values"] = values
+    if code:
+        out["code"] = code
+    return out
 
 
 # ---------------------------------------------------------------- change relations
@@ -529,7 +536,7 @@ def _probe(f, changes=None):
     f["_tokens"] = set(f["tokens"])
     f["_context"] = set(f["context"])
     f["_all"] = f["_tokens"] | f["_context"]
-    f["_numbers"] = set(f["values"]) or {t for t in f["_tokens"] if t[0].isdigit()}
+    f["_numbers"] = set(f.get("values") or ()) or {t for t in f["_tokens"] if t[0].isdigit()}
     return f
 
 
