@@ -25,13 +25,12 @@ gives way to what it qualifies, a consequence restates a setting, aliases such a
 a head count or a model width), and merges the clauses' changes.
 """
 
-import math
 import re
 
 from .knob_changes import build_change, direction_words, pick_direction
 from .mentions import find_mentions
-from .quantities import EXPR_WORDS, compare_direction, extract_values, long_fraction, reduce_pattern
-from .vocabulary import KNOBS, LR_KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
+from .quantities import EXPR_WORDS, compare_direction, extract_values, reduce_pattern
+from .vocabulary import KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
 
 _KEEP = r"\b(?:keep|kept|leave|hold|unchanged|untouched|as is|as before|nothing|none)\b"
 _SPLIT = r";|,\s+(?![^()]*\))|\.\s+|\s+(?:and|plus|then|also|while|but|&|\+)\s+"
@@ -373,11 +372,6 @@ def _finish(change, base_constants, described=None):
         out = dict(change, knob=name)
         if isinstance(value, (int, float)):
             out["direction"] = _against_current(value, name, base_constants, out["direction"])
-        return [out]
-    if knob == "LR" and isinstance(value, (int, float)) and value > 0 and not relative:
-        name = min(LR_KNOBS, key=lambda k: abs(math.log(value / base_value(k, base_constants))))
-        out = dict(change, knob=name)
-        out["direction"] = _against_current(value, name, base_constants, out["direction"])
         return [out]
     if knob == "ADAM_BETAS":
         if not isinstance(value, (list, tuple)) or len(value) != 2:

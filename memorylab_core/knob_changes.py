@@ -10,7 +10,7 @@ layout.
 
 import re
 
-from .quantities import OLD_BEFORE, compare_direction, long_fraction, reduce_pattern
+from .quantities import OLD_BEFORE, compare_direction, reduce_pattern
 from .vocabulary import (ABSOLUTE_MULTIPLE_KNOBS, DIRECTION_WORDS, FRACTION_KNOBS, INTEGER_KNOBS, KNOBS,
                          OFF_IS_NOT_ZERO, base_value, compiled)
 

@@ -178,12 +178,6 @@ def reduce_pattern(pattern):
     return p
 
 
-def long_fraction(pattern):
-    """Share of long-window layers in a pattern: 'SSSL' -> 0.25."""
-    p = reduce_pattern(pattern)
-    return p.count("L") / len(p) if p else 0.0
-
-
 def compare_direction(new, old):
     """'up' or 'down' when ``new`` differs from ``old`` (numbers), else None."""
     if isinstance(new, (int, float)) and isinstance(old, (int, float)):

@@ -94,7 +94,6 @@ INTEGER_KNOBS = {"DEPTH", "HEAD_DIM", "N_HEAD", "N_KV_HEAD", "TOTAL_BATCH_SIZE",
                  "GRAD_ACCUM", "ASPECT_RATIO"}
 OFF_IS_NOT_ZERO = {"SOFTCAP", "ROTARY_BASE", "MAX_SEQ_LEN", "DEPTH", "HEAD_DIM", "N_HEAD", "N_KV_HEAD",
                    "TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "SEED", "LR", "ADAM_LR"}   # "no softcap" is not softcap 0
-LR_KNOBS = ("MATRIX_LR", "EMBEDDING_LR", "UNEMBEDDING_LR", "SCALAR_LR")
 
 # ---------------------------------------------------------------- direction words
 

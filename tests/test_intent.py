@@ -178,8 +178,8 @@ class AliasTests(unittest.TestCase):
         self.assertEqual(self.knob("scalar lr 0.25"), "SCALAR_LR")
         self.assertEqual(self.knob("final lr fraction 10%"), "FINAL_LR_FRAC")
         self.assertEqual(self.knob("lower all learning rates by 20%"), "LR")
-        # an unqualified absolute LR goes to the LR whose default is nearest
-        self.assertEqual(self.knob("lr 0.05"), "MATRIX_LR")
+        # an unqualified lr is all of them: which one a value belongs to is not guessed
+        self.assertEqual(self.knob("lr 0.05"), "LR")
 
     def test_momenta_and_betas(self):
         self.assertEqual(self.knob("momentum 0.9 for muon"), "MUON_MOMENTUM")
