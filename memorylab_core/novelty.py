@@ -131,10 +131,11 @@ def code_changes(change_set):
 def features(idea, base_constants=None, change_set=None):
     """Compact, JSON-serialisable matching features of an idea (stored per run).
 
-    Keys: ``version``; ``changes`` (canonical changes parsed from the change part
-    of the description, ``intent.read``: each {"knob", "direction", "value"}, with
-    "approx", "reads_as" or "aside" when they apply); ``code`` (only with a
-    ``change_set``: ``code_changes``); ``knobs`` (sorted knob names of both);
+    Keys: ``version``; ``changes`` (the constants a ``change_set`` changed, else
+    the canonical changes parsed from the change part of the description,
+    ``intent.read``: each {"knob", "direction", "value"}, with "approx", "reads_as"
+    or "aside" when they apply); ``code`` (only with a ``change_set``:
+    ``code_changes``); ``knobs`` (sorted knob names of both);
     ``tokens`` (sorted lexical tokens of the change part and tags); ``context``
     (tokens of hypothesis and family not already in ``tokens``); ``values`` (the
     number tokens of the changes' values, when there are any); ``keys`` (the knobs as
@@ -148,6 +149,9 @@ def features(idea, base_constants=None, change_set=None):
 
 
 def _features(idea, parsed, description, code=None):
+    constants = [c for c in code or () if c["knob"] != "CODE"]
+    if constants:   # what the code changed is the idea: knobs, and directions against the parent
+        parsed = constants
     changes = []
     for c in parsed:
         compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}

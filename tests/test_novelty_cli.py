@@ -175,6 +175,14 @@ class ChangeSetTests(LabCase):
         record = self.records()[-1]
         self.assertEqual(record["novelty_features"]["changes"], [{"knob": "DEPTH", "direction": "up", "value": 6}])
         self.assertEqual(record["novelty_features"]["code"], [{"knob": "DEPTH", "direction": "up", "value": 6}])
+        # the Avoid list reads the direction from the code: raises from the fork's 4
+        commit_change(self.repo, "DEPTH = 6", "DEPTH = 4", "revert")
+        commit_change(self.repo, "DEPTH = 4", "DEPTH = 5", "depth 5")
+        self.log_keep("try depth 5, shallower than upstream", 1.002, "discard")
+        brief = self.ok("brief").out
+        self.assertIn("DEPTH up", brief)
+        self.assertNotIn("DEPTH down", brief)
+        commit_change(self.repo, "DEPTH = 5", "DEPTH = 6", "depth 6 again")
         # so "depth 6" written as a raise from the fork's 4 is the same idea, not its opposite
         commit_change(self.repo, "DEPTH = 6", "DEPTH = 4", "revert")
         result = self.cli("check", "--description", "deeper: depth 4 -> 6", "--fail-on-similar")
