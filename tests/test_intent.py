@@ -23,6 +23,43 @@ def parsed(text, base=TRAIN_PY):
     return [(c["knob"], c["direction"], c["value"]) for c in intent.parse_changes(text, base) if not c.get("aside")]
 
 
+class ChangePartTests(unittest.TestCase):
+    """The change apart from what agents append: verdicts, evidence, purpose, context."""
+
+    def test_verdicts_and_evidence_are_not_the_change(self):
+        for text, change in (
+                ("MATRIX_LR 0.04->0.08 (22 steps) - worse than baseline best 2.067", "MATRIX_LR 0.04->0.08"),
+                ("log: muon warmup 300->150 keep (0.529781 vs 0.530646)", "muon warmup 300->150"),
+                ("warmdown_ratio 0.5->0.2: 80% training at full LR vs 48%", "warmdown_ratio 0.5->0.2"),
+                ("Reduce warmup_steps from 20 to 2; still killed with exit 137", "Reduce warmup_steps from 20 to 2"),
+                ("SwiGLU activation (replaces ReLU^2)", "SwiGLU activation (replaces ReLU^2)"),
+                ("WEIGHT_DECAY used as-is instead of WEIGHT_DECAY * (1 - progress)",
+                 "WEIGHT_DECAY used as-is instead of WEIGHT_DECAY * (1 - progress)")):
+            self.assertEqual(intent.change_part(text)[0], change, text)
+        self.assertEqual(parsed("unembedding LR 0.012 (0.008 better)"), [("UNEMBEDDING_LR", "up", 0.012)])
+        self.assertEqual(parsed("Lower Adam beta2 to 0.98 for faster second-moment adaptation"),
+                         [("ADAM_BETA2", "up", 0.98)])   # against TRAIN_PY's 0.95; no train.py: the word
+        self.assertEqual(parsed("Lower Adam beta2 to 0.98 for faster adaptation", None), [("ADAM_BETA2", "down", 0.98)])
+
+    def test_context_names_another_knob(self):
+        self.assertEqual(parsed("lower matrix lr to 0.03 at batch 2^13"), [("MATRIX_LR", "down", 0.03)])
+        self.assertEqual(parsed("MATRIX_LR 0.13 at narrow", None), [("MATRIX_LR", None, 0.13)])
+        self.assertEqual(parsed("clip gradients at norm 0.5", None), [("GRAD_CLIP", "on", 0.5)])
+
+    def test_an_aside_tells_apart_but_is_not_required(self):
+        changes = intent.parse_changes("muon lr 0.05 (warmup 5%)")
+        self.assertEqual([(c["knob"], c.get("aside", False)) for c in changes],
+                         [("MATRIX_LR", False), ("WARMUP_RATIO", True)])
+        self.assertEqual(parsed("slower momentum warmup for muon (600 steps)"),
+                         [("MUON_MOMENTUM_WARMUP", None, 600)])
+
+    def test_settings_written_as_code_are_knobs_of_their_own(self):
+        changes = intent.parse_changes("Halve train_batch_tokens to 262144")
+        self.assertEqual((changes[0]["knob"], changes[0]["reads_as"]), ("TRAIN_BATCH_TOKENS", "TOTAL_BATCH_SIZE"))
+        self.assertEqual(parsed("Reduce EMA_DECAY from 0.997 to 0.995"), [("EMA_DECAY", "down", 0.995)])
+        self.assertEqual(parsed("non-zero init for the attention c_proj"), [("ATTN_PROJ_INIT", "up", None)])
+
+
 class ValueTests(unittest.TestCase):
     def assertChange(self, text, knob, direction, value, base=TRAIN_PY):
         changes = parsed(text, base)

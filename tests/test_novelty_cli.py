@@ -6,7 +6,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mlhelpers import LabCase, commit_change  # noqa: E402
+from mlhelpers import LabCase, commit_change, git  # noqa: E402
 
 
 class CheckDescriptionTests(LabCase):
@@ -147,6 +147,16 @@ class ChangeSetTests(LabCase):
         match = result.json()["novelty_guard"]["top_matches"][0]
         self.assertEqual((match["description"], match["relation"]), ("gate the mlp with its own sigmoid", "same"))
         self.assertIn("code", match["reason"])
+
+    def test_check_code_reads_head_from_packed_objects_too(self):
+        commit_change(self.repo, "    h = x * 2\n", "    h = x * 2\n    h = h * torch.sigmoid(h)\n", "silu")
+        self.log_keep("gate the mlp with its own sigmoid", 1.004, "discard")
+        commit_change(self.repo, "    h = h * torch.sigmoid(h)\n", "", "revert")
+        git(self.repo, "gc", "-q")   # HEAD's train.py now lives in a pack: git is asked
+        self.edit("    h = x * 2\n", "    h = x * 2\n    h = h * h.sigmoid()\n")
+        guard = self.ok("check", "--code", "--description", "try swish", "--json").json()["novelty_guard"]
+        self.assertEqual(guard["classification"], "repeat_failure")
+        self.assertIn("code", [c["source"] for c in guard["explanation"]["changes"]])
 
     def test_check_code_tells_another_code_change_apart_from_the_same_words(self):
         commit_change(self.repo, "    h = x * 2\n", "    h = x * 2\n    h = h * torch.sigmoid(h)\n", "silu")
