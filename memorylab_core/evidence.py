@@ -87,12 +87,18 @@ def assess(idea, history, **options):
                   and row["config"].get("code_sha256") == code), None)
     identical = crash is not None
     if crash is None:
-        words_only = {key: options[key] for key in ("mode", "threshold", "limit", "base_constants")
-                      if key in options}
-        found = novelty.assess(idea, crashes, **words_only)["top_matches"]
+        # the same change in code, else in words: a fix changes the code, so its words
+        # (what the agent meant) may be all it shares with the crash
+        words_only = {key: value for key, value in options.items()
+                      if key not in ("config", "change_set", "champion_config")}
+        found = novelty.assess(idea, crashes, **options)["top_matches"] or \
+            novelty.assess(idea, crashes, **words_only)["top_matches"]
         if not found:
             return guard
         crash = next(row for row in reversed(crashes) if row.get("run_id") == found[0]["run_id"])
+        if all(match.get("run_id") != crash.get("run_id") for match in guard["top_matches"]):
+            guard["top_matches"] = [found[0]] + guard["top_matches"][:max(0, options.get(
+                "limit", 3) - 1)]
     run_id = crash.get("run_id")
     oom = looks_like_oom(error_text(crash.get("error")))
     guard["fix_of"] = {"run_id": run_id, "commit": crash.get("commit"),

@@ -17,8 +17,10 @@ train.py or editing a comment keeps the fingerprint; any token change alters it.
 """
 
 import ast
+import functools
 import math
 import operator
+import re
 
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -147,6 +149,7 @@ def _fold(constants, name, node):
         constants.pop(name, None)
 
 
+@functools.lru_cache(maxsize=4)   # the hash and the change set of one train.py read it once
 def normalized_code(source):
     """train.py's tokens with comments, blank lines and spacing removed, one string.
 
@@ -211,6 +214,40 @@ def constant_delta(base_constants, constants):
         if not same_value(old, new):
             delta.append({"name": name, "old": old, "new": new})
     return delta
+
+
+MAX_HUNKS = 20           # of a change set: more hunks than this is a rewrite, kept in part
+MAX_HUNK_LINES = 40      # normalised lines kept per side of a hunk
+_CONSTANT_LINE = re.compile(r"^[A-Z][A-Z0-9_]*(?: , [A-Z][A-Z0-9_]*)* (?::[^=]*)?= ")
+
+
+def change_set(old_source, new_source, new_constants=None):
+    """The change from one train.py to another, as stored with each run:
+    {"constants": constant_delta of their module constants, "hunks": [[removed lines],
+    [added lines]] of their normalised code (``normalized_code``; comments and spacing
+    gone) other than the constants' own assignment lines}. None without both sources.
+    ``new_constants``: the new source's constants when already read."""
+    if old_source is None or new_source is None:
+        return None
+    if old_source == new_source:
+        return {"constants": [], "hunks": []}
+    try:
+        old_constants = module_constants(old_source)
+        new_constants = module_constants(new_source) if new_constants is None else new_constants
+    except SyntaxError:
+        old_constants = None
+    import difflib
+
+    def lines(source):
+        out = (re.sub(r"^(?:<(?:IN|DE)DENT> )+", "", line.strip()) for line in normalized_code(source).split("\n"))
+        return [line for line in out if line and not _CONSTANT_LINE.match(line)]
+    a, b = lines(old_source), lines(new_source)
+    hunks = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "equal" and len(hunks) < MAX_HUNKS:
+            hunks.append([a[i1:i2][:MAX_HUNK_LINES], b[j1:j2][:MAX_HUNK_LINES]])
+    return {"constants": constant_delta(old_constants, new_constants) if old_constants is not None else [],
+            "hunks": hunks}
 
 
 def format_value(value):

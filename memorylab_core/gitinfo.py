@@ -91,6 +91,47 @@ def file_at(cwd, commit, path=TRAIN_PY):
     return _git(["show", f"{commit}:{path}"], cwd)
 
 
+def head_file(cwd, path=TRAIN_PY):
+    """Text of `path` (a file at the repository top) at HEAD, or None. Read from git's
+    loose objects when HEAD's commit, tree and blob are all loose (as after a fresh
+    commit): no subprocess, which `check --code` would otherwise pay on every call.
+    Anything else (packed objects, odd layouts) asks git."""
+    text = _loose_head_file(cwd, path)
+    return text if text is not None else file_at(cwd, "HEAD", path)
+
+
+def _loose_head_file(cwd, path):
+    import zlib
+    git_dir = os.path.join(cwd, ".git")
+    try:
+        if os.path.isfile(git_dir):   # a linked worktree: refs may live elsewhere, let git answer
+            return None
+        with open(os.path.join(git_dir, "HEAD"), encoding="ascii") as f:
+            head = f.read().strip()
+        sha = head
+        if head.startswith("ref: "):
+            with open(os.path.join(git_dir, head[5:]), encoding="ascii") as f:
+                sha = f.read().strip()
+
+        def loose(sha, kind):
+            with open(os.path.join(git_dir, "objects", sha[:2], sha[2:]), "rb") as f:
+                header, _, body = zlib.decompress(f.read()).partition(b"\0")
+            if not header.startswith(kind + b" "):
+                raise ValueError(sha)
+            return body
+        tree = loose(sha, b"commit").split(b"\n", 1)[0].split(b" ")[1].decode("ascii")
+        body, name = loose(tree, b"tree"), path.encode("utf-8")
+        while body:   # entries: b"<mode> <name>\0" and 20 bytes of object id
+            head_end = body.index(b"\0")
+            mode, _, entry = body[:head_end].partition(b" ")
+            if entry == name and not mode.startswith(b"4"):
+                return loose(body[head_end + 1:head_end + 21].hex(), b"blob").decode("utf-8", "replace")
+            body = body[head_end + 21:]
+        return None
+    except (OSError, ValueError, IndexError, zlib.error):
+        return None
+
+
 def patch_from_parent(cwd, commit, path=TRAIN_PY):
     """The diff of `path` from the commit's first parent (or from nothing, for a
     root commit) to the commit, as bytes; b"" when unchanged, None without git."""

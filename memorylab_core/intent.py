@@ -25,13 +25,12 @@ gives way to what it qualifies, a consequence restates a setting, aliases such a
 a head count or a model width), and merges the clauses' changes.
 """
 
-import math
 import re
 
 from .knob_changes import build_change, direction_words, pick_direction
 from .mentions import find_mentions
-from .quantities import EXPR_WORDS, compare_direction, extract_values, long_fraction, reduce_pattern
-from .vocabulary import KNOBS, LR_KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
+from .quantities import EXPR_WORDS, compare_direction, extract_values, reduce_pattern
+from .vocabulary import KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
 
 _KEEP = r"\b(?:keep|kept|leave|hold|unchanged|untouched|as is|as before|nothing|none)\b"
 _SPLIT = r";|,\s+(?![^()]*\))|\.\s+|\s+(?:and|plus|then|also|while|but|&|\+)\s+"
@@ -64,6 +63,66 @@ def _aside(match):
 
 _RATIONALE = (r"\s(?:because|since|so that|in order to|hoping|expecting|to see (?:if|whether)"
               r"|to test (?:if|whether)|as (?:suggested|in)|which should|motivated by)\b.*$")
+
+
+# ---------------------------------------------------------------- the change part
+
+# Agents write what they changed, then how it went: "MATRIX_LR 0.05 (worse than 0.04)",
+# "WARMUP 0->0.1 (24 steps) - wastes steps", "log: depth 8->6 keep (0.531 vs 0.530)".
+# These words mark a part of a description as a verdict or evidence, not the change.
+_VERDICT = (r"\b(?:better|worse|best|worst|revert\w*|kept|keep|discard\w*|marginal\w*|tie|ties|tied|neutral"
+            r"|improv\w*|hurt\w*|helps?|helped|regress\w*|nois\w*|overshoot\w*|overfit\w*|killed|crash\w*|oom"
+            r"|exit|timed|timeout|stable|matched|exceed\w*|despite|supersed\w*|optimal|optimum|negligible"
+            r"|catastroph\w*|wast\w*|slow\w*|fast\w*|diminish\w*|gains?|won|lost|loses|baseline|bpb|loss"
+            r"|tok/s|throughput|mb|gb|vram|run\s+#?\d+|confirm\w*|superior|inferior"
+            r"|too|ok|fine|no\s+change|nothing|unchanged|same|identical|noise\s+floor|converg\w*|diverg\w*)\b"
+            r"|[-+]\d*\.\d{3,}|\d\.\d{3,}\s*(?:vs|->|→)")
+# a label that only files the row: "log:", "experiment:", "exp 12:", "re-check"
+_LABEL = r"^\s*(?:(?:log|experiment|exp|idea|note|trial|test|attempt|try|retry|rerun|run)\b[\s#\d]*:\s*|(?:re-?check|re-?run|retry|confirm\w*)\s+)"
+_TRAILING_VERDICT = r"\s+(?:keep|kept|discard\w*|revert\w*|crash\w*|(?:new\s+)?best|ok|confirm\w*)\s*[.!]*\s*$"
+# an aside that names the old value stays with the change: "(was 0.04)", "(replaces ReLU^2)"
+_OLD_ASIDE = r"^\s*(?:was|were|from|previously|formerly|originally|replac\w*|instead\s+of|rather\s+than|up\s+from|down\s+from)\b"
+# words that open a purpose ("... to match the budget", "... for faster adaptation")
+_PURPOSE = (r"\s(?:to|so\s+as\s+to|in\s+order\s+to)\s+(?:reduce|improve|recover|avoid|speed|match|see|test|check|get|allow"
+            r"|let|make|give|help|stabili[sz]e|fix|prevent|learn|fit|free|save|exploit|compensate|counter|offset"
+            r"|encourage|balance|capture|smooth|accelerate|trade|compare|verify|measure|isolate|probe|push|squeeze"
+            r"|regain|fill|use|cut|lower|raise|boost)\b.*$"
+            r"|\sfor\s+(?:faster|slower|better|more|less|higher|lower|smoother|quicker|stabler|stable|cheaper|extra"
+            r"|improved|reduced|quick|fast)\b.*$")
+# context after the change: "at batch 2^13", "after removing logit cap", "with depth 6 + GQA", "on 16GB"
+_CONTEXT_WORD = r"\b(?:at|after|with|on|under|given|during|while|using|inside|within)\b"
+_CONTEXT = r"\s(?:at|after|with|on|under|given|during|while|using|inside|within)\s+(?![\d.~#=(-])(?!(?:a|the)\s+\d)\S.*$"
+
+
+def change_part(text):
+    """(the change, its asides) of a description: a filing label, verdict and evidence
+    asides and tails (parentheses, "; ...", " - ...", ": ..." after a value) removed.
+    Asides that are not a verdict are returned apart, "; "-joined: they elaborate the
+    change (see ``read``)."""
+    t = re.sub(_LABEL, "", " ".join((text or "").split()), flags=re.I)
+    asides = []
+
+    def aside(match):
+        inner = match.group(1)
+        if re.match(_OLD_ASIDE, inner, re.I) or (len(inner.split()) <= 2 and not re.search(r"\d", inner)):
+            return match.group(0)   # an old value, or another name of the thing: "gated MLP (SwiGLU)"
+        if not re.search(_VERDICT, inner, re.I):
+            asides.append(inner)
+        return " "
+    if "(" in t:
+        t = re.sub(r"(?<=[\w.%'\"\]]\s)\(((?:[^()]|\([^()]*\))*)\)", aside, t)
+    # a tail after a dash is a comment (a dash inside a formula's brackets is a minus);
+    # after a colon, a comment when a value came before
+    dash = next((m for m in re.finditer(r"\s+(?:-|--|—|–)\s+", t)
+                 if t.count("(", 0, m.start()) == t.count(")", 0, m.start())), None)
+    t = t[:dash.start()] if dash else t
+    head, colon, tail = t.partition(": ")
+    if colon and re.search(r"\d", head):
+        t = head
+    clauses = re.split(r";\s*", t)
+    t = "; ".join([clauses[0]] + [c for c in clauses[1:] if not re.search(_VERDICT, c, re.I)])
+    t = re.sub(_TRAILING_VERDICT, "", " ".join(t.split()), flags=re.I)
+    return t.strip(" ,;:-"), "; ".join(a.replace(";", ",") for a in asides)
 
 
 # ---------------------------------------------------------------- clauses
@@ -223,7 +282,7 @@ def _parse_clause(clause, base_constants, raw):
         words = [w for w in words if w[1] in ("up", "down")]
         if not any(v["kind"] in _NUMBER_KINDS and not v["old"] for v in values):
             mentions = [m for m in mentions if m["knob"] not in ("WEIGHT_DECAY", "CAUTIOUS_WD")]
-    elif re.search(_KEEP, masked) and not re.search(r"\bonly\b|\bno\s+(?:momentum\s+warmup|warmdown)\b", masked):
+    elif re.search(_KEEP, masked) and not re.search(r"\bonly\b|\bno\s+(?:momentum\s+warmup|warmdown)\b|\bat\s+~?#", masked):
         return [], None   # "keep beta2", "keep the 0.85 warmup start": what stays is no change
     mentions = _qualify_mentions(mentions, values, words)
     owned = _assign_values(mentions, values, masked)
@@ -260,6 +319,13 @@ def _parse_clause(clause, base_constants, raw):
     return changes, pick_direction(words)
 
 
+def _against_current(value, knob, base_constants, said):
+    """A value's direction against the knob's current value in train.py (None when it
+    restates it); what the text ``said`` when train.py does not set the knob."""
+    current = base_value(knob, base_constants, upstream=False)
+    return said if current is None else compare_direction(value, current)
+
+
 def _finish(change, base_constants, described=None):
     """Knob aliases that need a value to be resolved; returns a list of changes.
     ``described``: constants the same description sets, which accumulation steps
@@ -275,7 +341,7 @@ def _finish(change, base_constants, described=None):
         if isinstance(value, (int, float)) and value > 0:
             out["value"] = int(round(model_dim / value))
             # heads that keep the current head size restate it ("ASPECT_RATIO 96 with 6 heads")
-            out["direction"] = compare_direction(out["value"], base_value("HEAD_DIM", base_constants))
+            out["direction"] = _against_current(out["value"], "HEAD_DIM", base_constants, out["direction"])
         return [out]
     if knob == "MODEL_DIM":
         depth = base_value("DEPTH", now) or 8   # "DEPTH 12 (model_dim 768)": the width follows from the depth
@@ -285,7 +351,7 @@ def _finish(change, base_constants, described=None):
             if out["value"] == int(out["value"]):
                 out["value"] = int(out["value"])
             # a width equal to the current one restates it ("heads of 64 at width 512")
-            out["direction"] = compare_direction(out["value"], base_value("ASPECT_RATIO", base_constants))
+            out["direction"] = _against_current(out["value"], "ASPECT_RATIO", base_constants, out["direction"])
         return [out]
     if knob == "GRAD_ACCUM":
         if change["direction"] == "off" or value == 0:
@@ -296,7 +362,7 @@ def _finish(change, base_constants, described=None):
         if isinstance(value, (int, float)):
             out["value"] = int(round(value * per_step))
             # the same tokens per step (a smaller micro-batch, more steps) restates the batch
-            out["direction"] = compare_direction(out["value"], base_value("TOTAL_BATCH_SIZE", base_constants))
+            out["direction"] = _against_current(out["value"], "TOTAL_BATCH_SIZE", base_constants, out["direction"])
         return [out]
     if knob == "BATCH?":
         if isinstance(value, (int, float)) and value < 4096:
@@ -305,12 +371,7 @@ def _finish(change, base_constants, described=None):
             name = "TOTAL_BATCH_SIZE"
         out = dict(change, knob=name)
         if isinstance(value, (int, float)):
-            out["direction"] = compare_direction(value, base_value(name, base_constants)) or out["direction"]
-        return [out]
-    if knob == "LR" and isinstance(value, (int, float)) and value > 0 and not relative:
-        name = min(LR_KNOBS, key=lambda k: abs(math.log(value / base_value(k, base_constants))))
-        out = dict(change, knob=name)
-        out["direction"] = compare_direction(value, base_value(name, base_constants)) or out["direction"]
+            out["direction"] = _against_current(value, name, base_constants, out["direction"])
         return [out]
     if knob == "ADAM_BETAS":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
@@ -325,13 +386,97 @@ def _finish(change, base_constants, described=None):
     return [change]
 
 
+def read(text, base_constants=None):
+    """(canonical changes, the change's text) of a description: the change part
+    (``change_part``) less a purpose ("to match the budget") and, when what is left
+    still names a change, less a context clause ("at batch 2^13"). Its asides give a
+    value the change lacks ("slower momentum warmup (600 steps)"); else the knobs
+    they name besides the change's come as changes marked "aside": True."""
+    change, asides = change_part(text)
+    if re.search(r"\b(?:to|for)\b", change, re.I):
+        change = re.sub(_PURPOSE, "", change, flags=re.I)
+    names = {}
+
+    def parse(words):   # words in canonical spelling
+        return _parse_text(words, base_constants) if words else []
+
+    def spelled(words):
+        return canonical_text(_code_names(words, names))
+    canonical = spelled(change)
+    parsed = parse(canonical)
+    context = re.search(_CONTEXT, canonical) if re.search(_CONTEXT_WORD, canonical) else None
+    if context and not re.search(r"\b(?:replac|swap|switch|substitut|instead|rather)", canonical) \
+            and (re.search(r"\d", canonical[:context.start()]) or not extract_values(context.group(0))[0]):
+        head = parse(canonical[:context.start()])
+        # a context names another knob than the change ("at batch 2^13") or none ("at
+        # narrow"); a tail that names only the change's own knobs says more of it; a tail
+        # with the only value says what the change is ("clip gradients at norm 0.5")
+        named = {m["knob"] for m in find_mentions(context.group(0), context.group(0))}
+        if head and not (named and named <= {c["knob"] for c in head}):
+            parsed = head
+    if asides and all(c["value"] is None for c in parsed):
+        parsed = parse(spelled(f"{change} ({asides})")) or parsed
+    elif asides:
+        own = {c["knob"] for c in parsed}
+        parsed = parsed + [dict(c, aside=True) for a in asides.split("; ") for c in parse(spelled(f"({a})"))
+                           if c["knob"] not in own]
+    return [_named(c, names, base_constants) for c in parsed], change
+
+
+def _named(change, names, base_constants):
+    """A change of a placeholder knob under its code name, with "reads_as": the knob
+    the vocabulary reads in the name's words ("train_batch_tokens" -> TOTAL_BATCH_SIZE),
+    so that it can meet a description in words, though never another code name."""
+    name = names.get(change["knob"])
+    if name is None:
+        return change
+    value = change["value"]
+    words = name.lower().replace("_", " ")
+    probe = f"{words} {value}" if isinstance(value, (int, float)) else f"increase {words}"
+    reading = [c["knob"] for c in _parse_text(canonical_text(probe), base_constants)]
+    out = dict(change, knob=name)
+    if reading:
+        out["reads_as"] = reading[0]
+    return out
+
+
+# names the parser reads as words of its vocabulary, though written as code
+_WORD_NAMES = {"ADAM_BETAS", "MODEL_DIM", "N_EMBD", "D_MODEL", "N_LAYER", "N_LAYERS", "BATCH_SIZE", "DEVICE_BS", "SEQ_LEN",
+               "MLP_RATIO", "LR", "WD", "QK_NORM", "Z_LOSS", "VALUE_EMBEDS", "LM_HEAD", "LOGIT_SOFTCAP"}
+
+
+def _code_names(text, names):
+    """``text`` with each setting written as code (``EMA_DECAY``, or ``warmup_steps``
+    followed by its value) that
+    is neither a known knob nor a word the vocabulary reads (``model_dim``) replaced by
+    a placeholder the mention finder takes as a knob of that name: a fork's own
+    settings are knobs of their own, not guesses at upstream's. ``names`` maps the
+    placeholders back."""
+    def replace(match):
+        name = match.group(0).upper()
+        setting = match.group(0).isupper() or re.match(r"\s*(?:[=:]|->|(?:to|from|of|at)?\s*~?[-+]?\.?\d)",
+                                                        text[match.end():])
+        if name in KNOBS or name in _WORD_NAMES or not setting:
+            return match.group(0)   # a module ("attn c_proj") is no setting
+        placeholder = "xid" + re.sub(r"[^a-z0-9]", "", name.lower())
+        names[placeholder.upper()] = name
+        return placeholder
+    return re.sub(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b", replace, text) if "_" in text else text
+
+
 def parse_changes(text, base_constants=None):
-    """Canonical changes described by ``text`` (see the module docstring).
+    """Canonical changes described by ``text`` (see ``read``)."""
+    return read(text, base_constants)[0]
+
+
+def _parse_text(text, base_constants=None):
+    """Canonical changes described by the change part ``text``, already in canonical
+    spelling (``vocabulary.canonical_text``; see the module docstring).
 
     Whatever follows a rationale word ("because", "since", "hoping", ...) is the
     why, not the what, and is not parsed.
     """
-    canonical = re.sub(_RATIONALE, "", canonical_text(text))
+    canonical = re.sub(_RATIONALE, "", text)
     if not canonical:
         return []
     canonical = re.sub(_ASIDE, _aside, canonical)
@@ -382,7 +527,7 @@ def parse_changes(text, base_constants=None):
                 order.append(knob)
             else:
                 old = merged[knob]
-                if finished["value"] is not None or old["value"] is None:
+                if old["value"] is None:   # the first value given wins ("HEAD_DIM=64 12 heads")
                     keep_dir = finished["direction"] or old["direction"]
                     merged[knob] = dict(finished, direction=keep_dir)
     changes = [merged[k] for k in order]
@@ -436,9 +581,7 @@ def changes_from_constant(name, old, new):
                             "value": n})
         return out
     if name == "WINDOW_PATTERN" and isinstance(new, str):
-        target = reduce_pattern(new)
-        direction = compare_direction(long_fraction(target), long_fraction(old)) if isinstance(old, str) else None
-        return [{"knob": name, "direction": direction or "set", "value": target}]
+        return [{"knob": name, "direction": "set", "value": reduce_pattern(new)}]
     if isinstance(new, bool) or isinstance(old, bool):
         return [{"knob": name, "direction": "on" if new else "off", "value": None}]
     if isinstance(new, (int, float)):

@@ -10,7 +10,7 @@ layout.
 
 import re
 
-from .quantities import OLD_BEFORE, compare_direction, long_fraction, reduce_pattern
+from .quantities import OLD_BEFORE, compare_direction, reduce_pattern
 from .vocabulary import (ABSOLUTE_MULTIPLE_KNOBS, DIRECTION_WORDS, FRACTION_KNOBS, INTEGER_KNOBS, KNOBS,
                          OFF_IS_NOT_ZERO, base_value, compiled)
 
@@ -96,7 +96,8 @@ def build_change(knob, mentions, values, words, masked, base_constants, raw):
         if tuples:
             change["value"] = tuples[-1]["number"]
         return change
-    return _numeric_change(change, values, direction, masked, base)
+    return _numeric_change(change, values, direction, masked, base,
+                           base_value(knob, base_constants, upstream=False))
 
 
 def _value_embeds_change(change, direction, masked):
@@ -136,7 +137,7 @@ def _window_change(change, mentions, values, direction, masked, base):
         target = next((m["choice"] for m in mentions if m["choice"]), None)
     if target is not None:
         change["value"] = target
-        change["direction"] = compare_direction(long_fraction(target), long_fraction(base or "SSSL")) or "set"
+        change["direction"] = "set"   # a pattern is another choice, not more or less of one
         return change
     long_side = any(re.match(r"(?:full|long|global)", masked[m["start"]:]) for m in mentions)
     short_side = any(re.match(r"(?:short|sliding|local|half)", masked[m["start"]:]) for m in mentions)
@@ -221,7 +222,7 @@ def _old_number(knob, v):
     return v["number"]
 
 
-def _numeric_change(change, values, direction, masked, base):
+def _numeric_change(change, values, direction, masked, base, current):
     knob = change["knob"]
     numeric_base = base if isinstance(base, (int, float)) and not isinstance(base, bool) else None
     if knob == "WARMDOWN_RATIO" and re.search(_START_POINT, masked) and not re.search(r"\b(?:last|final)\b", masked):
@@ -259,8 +260,8 @@ def _numeric_change(change, values, direction, masked, base):
     olds = [v for v in values if v["old"] and isinstance(v.get("number"), float)
             and v["kind"] not in ("multiple", "word_multiple", "dim_multiple")]
     inferred = compare_direction(value, _old_number(knob, olds[-1])) if olds else None
-    if inferred is None and numeric_base is not None:
-        inferred = compare_direction(value, numeric_base)
+    if inferred is None and isinstance(current, (int, float)) and not isinstance(current, bool):
+        inferred = compare_direction(value, current)   # against train.py, never upstream's default
     if numeric_base is None and KNOBS.get(knob, ("num", 0))[1] is None:
         change["direction"] = "on"            # a component that is off by default gets a value
     elif direction in ("up", "down"):

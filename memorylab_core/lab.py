@@ -37,7 +37,7 @@ def _enrich_row(row):
     if not (isinstance(features, dict) and features.get("version") == novelty.FEATURES_VERSION):
         idea = records.idea_of(row.get("description") or "", row.get("hypothesis"),
                                row.get("family"), row.get("tags") or ())
-        row["novelty_features"] = novelty.features(idea, None)
+        row["novelty_features"] = novelty.features(idea, None, row.get("change_set"))
     row["_facts"] = facts.row_facts(row)
 
 
@@ -78,6 +78,16 @@ def _constants(source):
         return fingerprint.module_constants(source) if source is not None else None
     except SyntaxError:
         return None
+
+
+def _working_change(cwd, source, constants):
+    """The change of the working train.py (its `constants` already read) against its
+    last commit; None without git, or when nothing changed (the description is then
+    all there is to go on)."""
+    from . import fingerprint
+    tree = gitinfo.work_tree(cwd)
+    change = fingerprint.change_set(gitinfo.head_file(tree) if tree else None, source, constants)
+    return change if change and (change["constants"] or change["hunks"]) else None
 
 
 def _champion_config(rows, champion):
@@ -149,13 +159,14 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     # constants alone resolve relative phrases such as "double DEPTH"
     config = _fingerprint(source) if code else None
     base_constants = config["constants"] if config else _constants(source)
+    change_set = _working_change(cwd, source, config["constants"]) if code else None
     champion_config = None
     if code:
         champion_config = _champion_config(rows, registry_now(store, rows, now).get("champion"))
     idea = records.idea_of(description, hypothesis, family, tags)
     guard = evidence.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
                             base_constants=base_constants, config=config,
-                            champion_config=champion_config)
+                            champion_config=champion_config, change_set=change_set)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
             "train_py": store.relpath(path) if source is not None else None}
 
@@ -180,12 +191,12 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     inputs = records.gather_inputs(status=status, summary_path=summary_path,
                                    log_path=log_path, error_text=error_text)
 
-    git, config, base_constants, patch = _run_provenance(cwd)
+    git, config, base_constants, patch, change_set = _run_provenance(cwd)
     draft = records.draft_record(now=now, git=git, description=description, status=status,
                                  inputs=inputs, family=family, hypothesis=hypothesis,
-                                 tags=tags, notes=notes, config=config)
+                                 tags=tags, notes=notes, config=config, change_set=change_set)
     idea = records.idea_of(description, hypothesis, draft["family"], tags)
-    draft["novelty_features"] = novelty.features(idea, base_constants)
+    draft["novelty_features"] = novelty.features(idea, base_constants, change_set)
 
     copies = {}
     if not skip_archive:
@@ -220,7 +231,7 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
             guard = evidence.assess(
                 idea, rows, mode=mode, threshold=threshold, limit=limit,
                 base_constants=base_constants, config=config,
-                champion_config=_champion_config(rows, champion))
+                champion_config=_champion_config(rows, champion), change_set=change_set)
             record["novelty_guard"] = guard
             record["role"] = evidence.assign_role(record, rows, guard, mode)
             slim = store_module.slim_row(record, None)
@@ -264,19 +275,24 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
 
 def _run_provenance(cwd):
     """(git context or None, config fingerprint of train.py at the run's commit,
-    constants before the change, train.py patch from the parent). Without git:
-    the working train.py and no patch."""
+    constants before the change, train.py patch from the parent, change set from the
+    parent: ``fingerprint.change_set``). Without git: the working train.py, no patch
+    and no change set."""
+    from . import fingerprint
     tree = gitinfo.work_tree(cwd)
     git = gitinfo.head_context(tree) if tree else None
     if git is None:
         config = _fingerprint(_working_train_py(cwd)[0])
-        return None, config, (config or {}).get("constants"), None
-    config = _fingerprint(gitinfo.file_at(tree, git["full_commit"]))
-    base = config
+        return None, config, (config or {}).get("constants"), None, None
+    source = gitinfo.file_at(tree, git["full_commit"])
+    config = _fingerprint(source)
+    base, change_set = config, None
     if git["full_parent"]:
-        base = _fingerprint(gitinfo.file_at(tree, git["full_parent"])) or config
+        parent = gitinfo.file_at(tree, git["full_parent"])
+        base = _fingerprint(parent) or config
+        change_set = fingerprint.change_set(parent, source, (config or {}).get("constants"))
     patch = gitinfo.patch_from_parent(tree, git["full_commit"])
-    return git, config, (base or {}).get("constants"), patch
+    return git, config, (base or {}).get("constants"), patch, change_set
 
 
 def _artifacts(store, run_id, staged):

@@ -31,9 +31,14 @@ def _stem(token):
     return token
 
 
+def number_token(value):
+    """The token of a number: 4 significant digits (0.04, 5e+05)."""
+    return f"{float(value):.4g}"
+
+
 def _number_token(match):
     try:
-        return f" {float(match.group(0)):.4g} "
+        return f" {number_token(match.group(0))} "
     except ValueError:
         return match.group(0)
 

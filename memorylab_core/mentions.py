@@ -39,6 +39,15 @@ def _lr_knob(clause, match):
     return "LR"
 
 
+def _schedule_shape(clause, match):
+    """The LR decay's shape: "cosine warmdown"; "linear decay" only when it is what
+    the text changes to ("restore linear decay"), else it describes the decay."""
+    shape = match.group(0).replace("linearly", "linear")
+    if shape == "linear" and not re.search(r"\b(?:restor\w*|back|revert\w*|switch\w*|replac\w*|instead|use)\b|->", clause):
+        return None
+    return ("LR_SCHEDULE", shape)
+
+
 def _wd_knob(clause, match):
     if "muon" not in clause and re.search(r"\badam|\bembed\b|lmhead|valueembeds|\bscalars?\b|lambdas", clause):
         return "ADAM_WEIGHT_DECAY"
@@ -70,9 +79,12 @@ def _nesterov_knob(clause, match):
 
 
 def _batch_knob(clause, match):
-    if re.search(r"\btokens?\b", clause):
+    """The batch a "batch" names, from the words around it ("batch 2^17 device bs 64"
+    names two batches: the unit next to each decides)."""
+    near = " ".join(clause[:match.start()].split()[-2:] + clause[match.end():].split()[:1])
+    if re.search(r"\btokens?\b", near):
         return "TOTAL_BATCH_SIZE"
-    if re.search(r"\b(?:sequences?|seqs?|rows?|micro|device|examples?|samples?)\b", clause):
+    if re.search(r"\b(?:sequences?|seqs?|rows?|micro|device|examples?|samples?)\b", near):
         return "DEVICE_BATCH_SIZE"
     return "BATCH?"  # decided by the value's magnitude later
 
@@ -155,16 +167,23 @@ _INIT_WORDS = r"init|std|scale|~|start|begin"
 # (pattern, knob) over the masked canonical clause; a knob is a name, (name, choice) or a function
 # of the clause and the match that returns either
 _PATTERNS = [
+    # a setting written as code that the vocabulary does not know (see intent.read)
+    (r"\bxid[a-z0-9]+\b", lambda clause, match: match.group(0).upper()),
     (r"\bmatrix\s+lr\b|\bmuon\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?(?:muon|matri(?:x|ces))\b", "MATRIX_LR"),
     (r"\bscalars?\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?scalars?\b", "SCALAR_LR"),
     (r"\blmhead\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?lmhead\b", "UNEMBEDDING_LR"),
     (r"\bembed\s+lr\b|\blr\s+(?:of|for)\s+(?:the\s+)?embed\b", "EMBEDDING_LR"),
     (r"\b(?:of|from)\s+(?:the\s+|its\s+)?peak(?:\s+lr)?\b|\bfinal\s+lr(?:\s+frac(?:tion)?)?\b|\bmin(?:imum)?\s+lr\b"
      r"|\blr\s+floor\b|\bfinal\s+lr\b", "FINAL_LR_FRAC"),
-    (r"\b(?:muon\s+)?momentum\s+(?:warmup|ramp)\b", "MUON_MOMENTUM_WARMUP"),
+    (r"\b(?:start\w*|initial|begin\w*)\s+(?:the\s+)?(?:muon\s+)?momentum(?:\s+(?:warmup|ramp))?\b"
+     r"|\bmomentum\s+start\w*\b",
+     "MUON_MOMENTUM_START"),
+    (r"\b(?:muon\s+)?momentum\s+(?:warmup|ramp)\b|\bmuon\s+(?:warmup|ramp)\b", "MUON_MOMENTUM_WARMUP"),
     (r"\bwarmup(?:\s+(?:ratio|fraction|frac|steps|phase|period))?\b", "WARMUP_RATIO"),
     (r"\bwarmdown(?:\s+(?:ratio|fraction|frac|phase|period))?\b|\b(?:lr|linear)\s+decay(?:\s+phase)?\b"
      r"|\bdecay\s+phase\b", "WARMDOWN_RATIO"),
+    (r"\b(?:cosine|linear|exponential)(?:ly)?(?=\s+(?:lr\s+)?(?:warmdown|decay\w*|anneal\w*|schedule|cooldown))",
+     lambda clause, match: _schedule_shape(clause, match)),
     (r"\bcautious(?:wd|(?:\s+(?:wd|masking|mask|decay))+)\b|\bcautious\b(?=.*\bwd\b)"
      r"|\bsign\s+agreement(?:\s+mask\w*)?\b|\b(?:same\s+)?sign(?:\s+(?:matching|consistency))?\s+mask\w*\b"
      r"|\bsignagree\b",

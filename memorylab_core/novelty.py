@@ -25,8 +25,10 @@ computed once per run and stored as ``novelty_features``.
 
 import heapq
 import math
+import re
 
 from . import fingerprint, intent, lexical
+from .records import DEFAULT_FAMILY
 
 MODES = ("explore", "exploit", "replicate")
 DEFAULT_MODE = "exploit"
@@ -34,7 +36,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 9
+FEATURES_VERSION = 12
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
@@ -70,6 +72,13 @@ POLICY = {
 }
 
 
+def named_family(family):
+    """A family an agent named, lower-cased; "" for none or the default one
+    (every run without a family has the default, which says nothing about the idea)."""
+    family = (family or "").strip().lower()
+    return "" if family == DEFAULT_FAMILY else family
+
+
 def effective_threshold(threshold, mode):
     """Base threshold plus the mode's adjustment, kept within [0, 0.99]."""
     if mode not in MODE_ADJUSTMENT:
@@ -99,30 +108,59 @@ def _tags_text(tags):
     return " ".join(str(t) for t in (tags or []))
 
 
-def features(idea, base_constants=None):
+def code_changes(change_set):
+    """Canonical changes of a stored change set (``fingerprint.change_set``): one per
+    constant delta, direction against the parent's value, and one "CODE" change whose
+    "tokens" say what the other hunks remove and add. None without a change set."""
+    if not isinstance(change_set, dict):
+        return None
+    out = []
+    for d in change_set.get("constants") or ():
+        out.extend(intent.changes_from_constant(d["name"], d["old"], d["new"]))
+    removed, added = set(), set()
+    for hunk in change_set.get("hunks") or ():
+        for side, lines in zip((removed, added), hunk):
+            for line in lines:
+                side.update(_CODE_TOKEN.findall(line))
+    if removed or added:
+        tokens = sorted({"-" + t for t in removed - added} | {"+" + t for t in added - removed})
+        out.append({"knob": "CODE", "direction": "set", "value": None, "tokens": tokens})
+    return out
+
+
+def features(idea, base_constants=None, change_set=None):
     """Compact, JSON-serialisable matching features of an idea (stored per run).
 
-    Keys: ``version``; ``changes`` (canonical changes parsed from the description,
-    each {"knob", "direction", "value"} and "approx": true when written
-    approximately); ``knobs`` (their sorted knob names); ``tokens`` (sorted lexical
-    tokens of description and tags); ``context`` (tokens of hypothesis and family
-    not already in ``tokens``); ``keys`` (the knobs as "@KNOB", or the tokens and
-    context when nothing parsed: the prefilter's one lookup per run); ``direction`` (the text's one overall direction
-    word, or None); ``weight`` and ``weight_all`` (token weight sums, without and
-    with context); ``sig`` (a string identifying all of the above, used to memoise
-    scores).
+    Keys: ``version``; ``changes`` (the constants a ``change_set`` changed, else
+    the canonical changes parsed from the change part of the description,
+    ``intent.read``: each {"knob", "direction", "value"}, with "approx", "reads_as"
+    or "aside" when they apply); ``code`` (only with a ``change_set``:
+    ``code_changes``); ``knobs`` (sorted knob names of both);
+    ``tokens`` (sorted lexical tokens of the change part and tags); ``context``
+    (tokens of hypothesis and family not already in ``tokens``); ``values`` (the
+    number tokens of the changes' values, when there are any); ``keys`` (the knobs as
+    "@KNOB", or the tokens and context when nothing parsed: the prefilter's one
+    lookup per run); ``direction`` (the text's one overall direction word, or None);
+    ``weight`` and ``weight_all`` (token weight sums, without and with context);
+    ``sig`` (a string identifying all of the above, used to memoise scores).
     """
-    parsed = intent.parse_changes(idea.get("description") or "", base_constants)
-    return _features(idea, parsed)
+    parsed, change = intent.read(idea.get("description") or "", base_constants)
+    return _features(idea, parsed, change, code_changes(change_set))
 
 
-def _features(idea, parsed):
-    description = idea.get("description") or ""
+def _features(idea, parsed, description, code=None):
+    constants = [c for c in code or () if c["knob"] != "CODE"]
+    said = None
+    if constants:   # what the code changed is the idea: knobs, and directions against the parent
+        said = [{"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
+                for c in parsed]  # kept for a planned idea that has only words
+        parsed = constants
     changes = []
     for c in parsed:
         compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
-        if c.get("approx"):
-            compact["approx"] = True
+        for flag in ("approx", "reads_as", "aside"):
+            if c.get(flag):
+                compact[flag] = c[flag]
         changes.append(compact)
     tokens = lexical.lexical_tokens(description + " " + _tags_text(idea.get("tags")))
     seen = set(tokens)
@@ -131,14 +169,29 @@ def _features(idea, parsed):
         if t not in seen
     ]
     direction = lexical.overall_direction(description)
-    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}" for c in changes)
+    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}:{c.get('reads_as', '')}"
+                   for c in changes)
     sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
     weight = round(_weight(tokens), 4)
-    knobs = sorted({c["knob"] for c in changes})
-    keys = ["@" + k for k in knobs] if knobs else sorted(set(tokens + context))
-    return {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
-            "context": context, "direction": direction, "weight": weight,
-            "weight_all": round(weight + _weight(context), 4), "sig": sig}
+    # the numbers a parsed change moves to: an old value both texts name is no match
+    values = sorted({lexical.number_token(c["value"]) for c in changes
+                     if isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)})
+    if code:
+        sig += "#" + "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('tokens')}" for c in code)
+    knobs = sorted({c["knob"] for c in changes + (code or [])})
+    keys = sorted({"@" + k for c in changes + (code or []) + (said or [])
+                   for k in (c["knob"], c.get("reads_as")) if k}) \
+        if knobs else sorted(set(tokens + context))
+    out = {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
+           "context": context, "direction": direction, "weight": weight,
+           "weight_all": round(weight + _weight(context), 4), "sig": sig}
+    if values:   # optional keys, absent when empty: stored for every row of the index
+        out["values"] = values
+    if code:
+        out["code"] = code
+    if said:
+        out["said"] = said
+    return out
 
 
 # ---------------------------------------------------------------- change relations
@@ -164,6 +217,13 @@ def _closeness(a, b):
 
 
 _OPPOSITE = {("up", "down"), ("down", "up"), ("on", "off"), ("off", "on")}
+_CODE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?(?:e[-+]?\d+)?")   # names and numbers
+SAME_CODE = 0.5   # token Jaccard at which two code changes are one idea written twice
+
+
+def _code_overlap(a, b):
+    a, b = set(a or ()), set(b or ())
+    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def relate(a, b):
@@ -171,15 +231,18 @@ def relate(a, b):
 
     relation is "same", "related", "mention", "opposite" or "other_value".
     """
+    if a["knob"] == "CODE":
+        overlap = _code_overlap(a.get("tokens"), b.get("tokens"))
+        return ("same", SAME_SCORE) if overlap >= SAME_CODE else ("other_value", OTHER_VALUE_SCORE)
     da, db = a.get("direction"), b.get("direction")
     va, vb = a.get("value"), b.get("value")
     tolerance = intent.value_tolerance(a, b)
+    if va is not None and vb is not None and _values_equal(va, vb, tolerance):
+        return "same", SAME_SCORE   # the same target is the same config, however each got there
     if (da, db) in _OPPOSITE:
         return "opposite", OPPOSITE_SCORE
     if va is not None and vb is not None:
-        if _values_equal(va, vb, tolerance):
-            return "same", SAME_SCORE
-        if da and da == db and da in ("up", "down", "on"):
+        if _numeric(va) and _numeric(vb):   # another value of the same number: a re-tune
             return "related", RELATED_LOW + (RELATED_HIGH - RELATED_LOW) * _closeness(va, vb)
         return "other_value", OTHER_VALUE_SCORE
     if da and da == db:
@@ -194,6 +257,8 @@ def relate(a, b):
 def format_change(change):
     """'MATRIX_LR up to 0.06', 'VALUE_EMBEDS off', 'MLP_ACTIVATION = swiglu'."""
     knob, direction, value = change["knob"], change.get("direction"), change.get("value")
+    if knob == "CODE":
+        return "code " + " ".join((change.get("tokens") or [])[:8])
     if value is None:
         return f"{knob} {direction}" if direction else f"{knob} (mentioned)"
     shown = fingerprint.format_value(value) if not isinstance(value, str) else value
@@ -240,10 +305,37 @@ def _text_score(pf, rf):
         if d1 and d2 and (d1, d2) in _OPPOSITE:
             score *= 0.4
         if score > RELATED_HIGH and pf["_numbers"]:
-            theirs = {t for t in tokens if t[0].isdigit()}
+            theirs = set(rf.get("values") or ()) or {t for t in tokens if t[0].isdigit()}
             if theirs and pf["_numbers"].isdisjoint(theirs):
                 score = RELATED_HIGH   # the same words with other numbers: a follow-up, not a repeat
     return max(0.0, score)
+
+
+def _sides(pf, rf):
+    """(planned changes by knob, the run's changes) to compare: what the code changed
+    when both sides have it, or one side's constants against the other's words;
+    else what the descriptions say."""
+    pcode, rcode = pf.get("_code_by_knob"), rf.get("code")
+    if pcode and rcode:
+        return pcode, rcode
+    if pcode and set(pcode) != {"CODE"}:
+        return {k: c for k, c in pcode.items() if k != "CODE"}, rf.get("changes") or ()
+    if rcode and any(c["knob"] != "CODE" for c in rcode):
+        return pf["_by_knob"], [c for c in rcode if c["knob"] != "CODE"]
+    return pf["_by_knob"], rf.get("changes") or ()
+
+
+def _bridge(mine, theirs):
+    """``mine`` with a code name keyed by the knob it reads as ("train_batch_tokens" as
+    TOTAL_BATCH_SIZE) where ``theirs`` names that knob in words: a code name meets a
+    description in words, never another code name."""
+    out = dict(mine)
+    for knob, c in mine.items():
+        reading = c.get("reads_as")
+        if reading and knob not in theirs and reading not in out and reading in theirs \
+                and not theirs[reading].get("reads_as") and reading == theirs[reading]["knob"]:
+            out[reading] = out.pop(knob)
+    return out
 
 
 _NOTHING = (0.0, "different", "")
@@ -257,19 +349,31 @@ def _compare(pf, rf, floor=0.0, explain=True):
     one-sided text case be skipped. With ``explain`` False the reason of a parsed
     comparison is None (made later, for the runs shown only).
     """
-    pc, rc = pf["_by_knob"], rf.get("changes") or ()
+    result = _compare_sides(pf, rf, *_sides(pf, rf), floor, explain)
+    if result is _NOTHING and rf.get("said") and not pf.get("_code_by_knob"):
+        # a check before the edit has only words: the run's own words are the fallback
+        result = _compare_sides(pf, rf, pf["_by_knob"], rf["said"], floor, explain)
+    return result
+
+
+def _compare_sides(pf, rf, pc, rc, floor, explain):
+    """_compare for the given sides (planned changes by knob, the run's changes)."""
     if pc and rc:
         rk = {}
         for c in rc:
             rk[c["knob"]] = c
+        pc, rk = _bridge(pc, rk), _bridge(rk, pc)
         if ("SEED" in pc or "SEED" in rk) and len(pc) + len(rk) > 2:
             # a seed is how an idea is re-run, not an idea of its own
             pc = {k: c for k, c in pc.items() if k != "SEED"} or pc
             rk = {k: c for k, c in rk.items() if k != "SEED"} or rk
         common = [k for k in pc if k in rk]
-        if not common:
+        # a knob named only in an aside ("(device batch 8)") can tell two ideas apart
+        # when both name it, but is not needed for them to be the same
+        main = {k for k, c in pc.items() if not c.get("aside")} | {k for k, c in rk.items() if not c.get("aside")}
+        if not main.intersection(common):
             return _NOTHING
-        union = len(set(pc) | set(rk))
+        union = len(main | set(common))
         total, relations, reasons = 0.0, [], []
         for k in common:
             relation, score = relate(pc[k], rk[k])
@@ -284,7 +388,7 @@ def _compare(pf, rf, floor=0.0, explain=True):
         if "related" in relations or "other_value" in relations:
             score = min(score, RELATED_HIGH)   # another value of any knob is a follow-up, not a repeat
         if union > len(common) and explain:
-            extra = sorted((set(pc) | set(rk)) - set(common))
+            extra = sorted(main - set(common))
             reasons.append("only one side changes " + ", ".join(extra))
         if all(r == "same" for r in relations) and union == len(common):
             relation = "same"
@@ -441,25 +545,60 @@ def _val_bpb(row):
     return metrics.get("val_bpb") if isinstance(metrics, dict) else None
 
 
+def _probe(f, changes=None):
+    """Features made ready to compare as the planned side (``_compare``): sets of
+    their tokens and numbers, their changes (default: the parsed ones) and code
+    changes by knob."""
+    f["_by_knob"] = {c["knob"]: c for c in (f["changes"] if changes is None else changes)}
+    f["_code_by_knob"] = {c["knob"]: c for c in f["code"]} if f.get("code") else None
+    f["_tokens"] = set(f["tokens"])
+    f["_context"] = set(f["context"])
+    f["_all"] = f["_tokens"] | f["_context"]
+    f["_numbers"] = set(f.get("values") or ()) or {t for t in f["_tokens"] if t[0].isdigit()}
+    return f
+
+
+def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
+    """Whether two ideas are the same idea: the one rule the guard applies, for any
+    caller that holds two ideas rather than an idea and a ledger. Each is a dict with
+    "description" (and optionally "hypothesis", "tags", "change_set" as stored with a
+    run, "novelty_features" when already computed). Families play no part: the
+    family allowance is the guard's, for runs an agent filed together. Returns
+    (same, score, relation, reason)."""
+    def of(idea):
+        f = idea.get("novelty_features")
+        if not (isinstance(f, dict) and f.get("version") == FEATURES_VERSION):
+            f = features(idea, None, idea.get("change_set"))
+        return f
+    score, relation, reason = _compare(_probe(dict(of(a))), of(b))
+    return relation not in _NEVER_MATCH and score >= threshold, round(score, 4), relation, reason
+
+
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
-           base_constants=None, config=None, champion_config=None):
+           base_constants=None, config=None, champion_config=None, change_set=None):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
 
     idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
     or slim rows in ledger order (``novelty_features`` used when current).
     ``config`` is the planned run's train.py fingerprint; ``champion_config`` the
-    champion's. Adds "explanation" (parsed changes, matched runs and why) and
+    champion's; ``change_set`` the planned change against train.py's last commit
+    (``fingerprint.change_set``): when given, its constants and code are the idea's
+    identity and the description only its fallback. Adds "explanation" (parsed changes, matched runs and why) and
     "config_delta" (constant changes from the champion's config) to the contract's
     fields.
     """
     eff = effective_threshold(threshold, mode)
     family_eff = max(0.0, eff - FAMILY_BONUS)
-    family = (idea.get("family") or "").strip().lower()
+    family = named_family(idea.get("family"))
     if base_constants is None and champion_config:
         base_constants = champion_config.get("constants")
-    parsed = intent.parse_changes(idea.get("description") or "", base_constants)
-    pf = _features(idea, parsed)
+    parsed, change = intent.read(idea.get("description") or "", base_constants)
+    code = code_changes(change_set)
+    pf = _features(idea, parsed, change, code)
     changes = [dict(c, source="description") for c in parsed]
+    if code:
+        said = {c["knob"] for c in changes}
+        changes += [dict(c, source="code") for c in code if c["knob"] not in said]
 
     config_delta = []
     code_sha = None
@@ -470,24 +609,18 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
         if champion_config:
             config_delta = fingerprint.constant_delta(champion_config.get("constants") or {}, cur_constants)
         described = {c["knob"] for c in changes}
-        for c in _config_changes(config_delta):
+        for c in (_config_changes(config_delta) if code is None else ()):
             if c["knob"] not in described:
                 changes.append(dict(c, source="config"))
-    by_knob = {}
-    for c in changes:
-        by_knob[c["knob"]] = c
-    pf["_by_knob"] = by_knob
-    pf["_tokens"] = set(pf["tokens"])
-    pf["_context"] = set(pf["context"])
-    pf["_all"] = pf["_tokens"] | pf["_context"]
-    pf["_numbers"] = {t for t in pf["_tokens"] if t[0].isdigit()}
+    _probe(pf, [c for c in changes if c["knob"] != "CODE"])
     delta_names = [d["name"] for d in config_delta if d["new"] is not None]
     delta_text = fingerprint.format_delta(config_delta)
     wanted = [(n, cur_constants.get(n)) for n in delta_names]
 
     memo_scores, memo_features = {}, {}
     floor = family_eff if family else eff   # no run scoring below this can match
-    probe_knobs = set(by_knob)
+    probe_knobs = set(pf["_by_knob"]) | set(pf["_code_by_knob"] or ()) | {
+        c["reads_as"] for c in changes if c.get("reads_as")}
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
@@ -509,11 +642,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
             if hit[0] < floor and hit[1] not in informative:
                 continue
         score, relation, reason = hit
-        same_family = False
-        if family:
-            row_family = row.get("family")
-            if row_family:
-                same_family = row_family == family or row_family.strip().lower() == family
+        same_family = bool(family) and named_family(row.get("family")) == family
         if relation in _NEVER_MATCH:
             pass
         elif score >= eff or (same_family and score >= family_eff):

@@ -65,7 +65,8 @@ _VALUE_PATTERNS = [
 
 OLD_BEFORE = (r"(?:\bfrom|\binstead\s+of|\brather\s+than|\bvs\.?|\bversus|\breplac\w*|\bswap\w*"
               r"|\bwas|\bpreviously|\bformerly|\bcurrently|\bdefault(?:\s+of)?|\bbaseline(?:\s+of)?|\bup\s+from"
-              r"|\bdown\s+from|\bcompared\s+(?:to|with))\s*$")
+              r"|\bdown\s+from|\bcompared\s+(?:to|with))"
+              r"(?:\s+(?:the|a|an|plain|standard|default|vanilla|regular|current|usual|original))*\s*$")
 _OLD_AFTER = (r"^\s*(?:->|to\s+[#~]|by\s+[#~]|→)|^\s*(?:before|previously|earlier|originally|formerly)\s*(?:\)|$)"
               r"|^\s*(?:in|at|for)\s+(?:the\s+)?baseline\b")
 # the new end of an old pair is old too: "instead of 0.85 -> 0.95", "(was 300 to 600)"
@@ -175,12 +176,6 @@ def reduce_pattern(pattern):
         if len(p) % k == 0 and p[:k] * (len(p) // k) == p:
             return p[:k]
     return p
-
-
-def long_fraction(pattern):
-    """Share of long-window layers in a pattern: 'SSSL' -> 0.25."""
-    p = reduce_pattern(pattern)
-    return p.count("L") / len(p) if p else 0.0
 
 
 def compare_direction(new, old):

@@ -390,7 +390,7 @@ def gather_inputs(*, status, summary_path=None, log_path=None, error_text=None):
 
 
 def draft_record(*, now, git, description, status, inputs, family=None, hypothesis=None,
-                 tags=(), notes=None, config=None):
+                 tags=(), notes=None, config=None, change_set=None):
     """Every record field known before history is consulted (no run_id,
     novelty_guard, decision_packet or artifacts yet)."""
     git = git or {}
@@ -415,6 +415,7 @@ def draft_record(*, now, git, description, status, inputs, family=None, hypothes
         "provenance": provenance_from_summary(inputs["summary"]),
         "hyperparameters": hyperparameters_from_summary(inputs["summary"]),
         "config": config,
+        "change_set": change_set,
         "novelty_features": None,
         "imported": None,
     }

@@ -227,7 +227,7 @@ def slim_row(record, line, shared=None):
     metrics = record.get("metrics")
     row["metrics"] = {k: (metrics[k] if is_finite_number(metrics[k]) else None)
                       for k in ROW_METRICS if k in metrics} if isinstance(metrics, dict) else {}
-    for key in ("provenance", "config", "novelty_features", "imported"):
+    for key in ("provenance", "config", "change_set", "novelty_features", "imported"):
         value = record.get(key)
         row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
     config = row["config"]

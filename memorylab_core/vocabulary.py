@@ -34,6 +34,7 @@ KNOBS = {
     "WARMUP_RATIO": ("num", 0.0, "fraction of the budget spent on LR warmup"),
     "WARMDOWN_RATIO": ("num", 0.5, "fraction of the budget spent on the final LR decay"),
     "FINAL_LR_FRAC": ("num", 0.0, "LR at the end of training, as a fraction"),
+    "LR_SCHEDULE": ("choice", "linear", "shape of the LR decay: linear, cosine, exponential"),
     "DEPTH": ("num", 8, "number of transformer layers"),
     "ASPECT_RATIO": ("num", 64, "model width per layer (model_dim = DEPTH x ASPECT_RATIO)"),
     "HEAD_DIM": ("num", 128, "attention head dimension"),
@@ -65,6 +66,7 @@ KNOBS = {
     "DROPOUT": ("num", 0.0, "dropout probability"),
     "LOSS_SCALE": ("num", 1.0, "a multiplier on the training loss"),
     "MUON_MOMENTUM": ("num", 0.95, "Muon momentum (after its warmup)"),
+    "MUON_MOMENTUM_START": ("num", 0.85, "Muon momentum at the start of its warmup"),
     "MUON_MOMENTUM_WARMUP": ("num", 300, "steps of Muon momentum warmup 0.85 -> 0.95"),
     "MUON_NS_STEPS": ("num", 5, "Muon orthogonalisation (polar express) steps"),
     "MUON_BETA2": ("num", 0.95, "NorMuon second-moment beta"),
@@ -92,7 +94,6 @@ INTEGER_KNOBS = {"DEPTH", "HEAD_DIM", "N_HEAD", "N_KV_HEAD", "TOTAL_BATCH_SIZE",
                  "GRAD_ACCUM", "ASPECT_RATIO"}
 OFF_IS_NOT_ZERO = {"SOFTCAP", "ROTARY_BASE", "MAX_SEQ_LEN", "DEPTH", "HEAD_DIM", "N_HEAD", "N_KV_HEAD",
                    "TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "SEED", "LR", "ADAM_LR"}   # "no softcap" is not softcap 0
-LR_KNOBS = ("MATRIX_LR", "EMBEDDING_LR", "UNEMBEDDING_LR", "SCALAR_LR")
 
 # ---------------------------------------------------------------- direction words
 
@@ -112,6 +113,8 @@ DIRECTION_WORDS = [
 # ---------------------------------------------------------------- canonical spelling
 
 _QUERIES_AND_KEYS = r"(?:the\s+)?(?:quer(?:y|ies)|q)\s*(?:and|&|/|,)\s*(?:the\s+)?(?:keys?|k)\b"
+
+_ORDINAL = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6}
 
 # (pattern, replacement) over lower-cased text, applied in order: longer phrases first
 _CANON = [
@@ -133,6 +136,14 @@ _CANON = [
      "nonzero"),   # "GPT-2 style": a name, not the value 2
     (r"\bno\s+longer\b", " nolonger "), (r"n[\'’]t\b", " not"),
     (r"\bbs\b", "batch size"),
+    # a batch counted in examples per update: "minibatch", "documents per Adam update"
+    (r"\bmini\s*-?\s*batch(?:es)?\b|\b(?:documents?|sequences?|samples?|examples?)\s+per\s+(?:\w+\s+)?(?:update|step)\b",
+     "batch"),
+    # adding the n-th layer makes n layers; removing it leaves n - 1
+    (r"\badd\w*\s+(?:a|an|the)\s+(second|third|fourth|fifth|sixth)\s+(?:transformer\s+)?(?:layer|block)\b",
+     lambda m: f"increase depth to {_ORDINAL[m.group(1)]}"),
+    (r"\b(?:remov\w*|drop\w*|delet\w*)\s+(?:the\s+)?(second|third|fourth|fifth|sixth)\s+(?:transformer\s+)?(?:layer|block)\b",
+     lambda m: f"decrease depth to {_ORDINAL[m.group(1)] - 1}"),
     (r"\b(all|every\s+one\s+of\s+the|each\s+of\s+the)\s+\d+\s+(layers|blocks)\b", r"\1 \2"),
     (r"\bs\s+(?=windows?\b)", "short "), (r"\bl\s+(?=windows?\b)", "long "),
     # the logit softcap written as its formula: 15*tanh(logits/15)
@@ -336,8 +347,10 @@ def canonical_text(text):
     return re.sub(r"\s+", " ", t).strip()
 
 
-def base_value(knob, base_constants):
-    """The current value of a knob: train.py's constant, else the upstream default (None if unknown)."""
+def base_value(knob, base_constants, upstream=True):
+    """The current value of a knob: train.py's constant, else (with ``upstream``) the
+    upstream default; None if unknown. Directions are judged with ``upstream`` False:
+    a fork's train.py need not have upstream's values."""
     if base_constants and knob in base_constants:
         value = base_constants[knob]
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
@@ -347,18 +360,18 @@ def base_value(knob, base_constants):
         if isinstance(betas, (list, tuple)) and len(betas) == 2:
             return betas[0] if knob == "ADAM_BETA1" else betas[1]
     if knob == "MODEL_DIM":
-        depth, aspect = base_value("DEPTH", base_constants), base_value("ASPECT_RATIO", base_constants)
+        depth, aspect = base_value("DEPTH", base_constants, upstream), base_value("ASPECT_RATIO", base_constants, upstream)
         return depth * aspect if isinstance(depth, (int, float)) and isinstance(aspect, (int, float)) else None
     if knob == "N_KV_HEAD" and base_constants:   # train.py builds one kv head per query head
-        return base_value("N_HEAD", base_constants)
+        return base_value("N_HEAD", base_constants, upstream)
     if knob == "N_HEAD" and base_constants:   # train.py sets the head size; the count follows from the width
-        width, head = base_value("MODEL_DIM", base_constants), base_value("HEAD_DIM", base_constants)
+        width, head = base_value("MODEL_DIM", base_constants, upstream), base_value("HEAD_DIM", base_constants, upstream)
         if isinstance(width, (int, float)) and isinstance(head, (int, float)) and head > 0:
             return width / head
     if knob == "GRAD_ACCUM" and base_constants:
-        total, device, seq = (base_value(k, base_constants) for k in
+        total, device, seq = (base_value(k, base_constants, upstream) for k in
                               ("TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "MAX_SEQ_LEN"))
         if all(isinstance(v, (int, float)) and v > 0 for v in (total, device, seq)):
             return total / (device * seq)
-    spec = KNOBS.get(knob)
+    spec = KNOBS.get(knob) if upstream else None
     return spec[1] if spec else None

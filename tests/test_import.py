@@ -268,8 +268,8 @@ class RealShapedImportTest(LabCase):
         self.assertEqual(self.records()[-1]["imported"]["timestamp"], "file")
 
     def test_real_logs_import(self):
-        expected = {"real_robinojw_results.tsv": 30, "real_aroughidea_results.tsv": 27,
-                    "real_isque03_results.tsv": 41}
+        expected = {"real_robinojw_results.tsv": 30, "aroughidea__autoresearch-win-rtx__results.tsv": 27,
+                    "isque03__autoresearch-mlx__results.tsv": 41}
         for name, at_least in expected.items():
             with open(os.path.join(DATA, name), "rb") as f:
                 self.write(name, f.read())

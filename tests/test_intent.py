@@ -10,12 +10,58 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from memorylab_core import intent, lexical  # noqa: E402
 
 
-def parsed(text, base=None):
-    return [(c["knob"], c["direction"], c["value"]) for c in intent.parse_changes(text, base)]
+# the constants of the train.py these descriptions are read against: directions come
+# from them (or from the text), never from defaults a fork's train.py may not have
+TRAIN_PY = {"ASPECT_RATIO": 64, "HEAD_DIM": 128, "WINDOW_PATTERN": "SSSL", "TOTAL_BATCH_SIZE": 524288,
+            "EMBEDDING_LR": 0.6, "UNEMBEDDING_LR": 0.004, "MATRIX_LR": 0.04, "SCALAR_LR": 0.5,
+            "WEIGHT_DECAY": 0.2, "ADAM_BETAS": [0.8, 0.95], "WARMUP_RATIO": 0.0, "WARMDOWN_RATIO": 0.5,
+            "FINAL_LR_FRAC": 0.0, "DEPTH": 8, "DEVICE_BATCH_SIZE": 128}
+
+
+def parsed(text, base=TRAIN_PY):
+    """The changes the text makes, less those named only in an aside."""
+    return [(c["knob"], c["direction"], c["value"]) for c in intent.parse_changes(text, base) if not c.get("aside")]
+
+
+class ChangePartTests(unittest.TestCase):
+    """The change apart from what agents append: verdicts, evidence, purpose, context."""
+
+    def test_verdicts_and_evidence_are_not_the_change(self):
+        for text, change in (
+                ("MATRIX_LR 0.04->0.08 (22 steps) - worse than baseline best 2.067", "MATRIX_LR 0.04->0.08"),
+                ("log: muon warmup 300->150 keep (0.529781 vs 0.530646)", "muon warmup 300->150"),
+                ("warmdown_ratio 0.5->0.2: 80% training at full LR vs 48%", "warmdown_ratio 0.5->0.2"),
+                ("Reduce warmup_steps from 20 to 2; still killed with exit 137", "Reduce warmup_steps from 20 to 2"),
+                ("SwiGLU activation (replaces ReLU^2)", "SwiGLU activation (replaces ReLU^2)"),
+                ("WEIGHT_DECAY used as-is instead of WEIGHT_DECAY * (1 - progress)",
+                 "WEIGHT_DECAY used as-is instead of WEIGHT_DECAY * (1 - progress)")):
+            self.assertEqual(intent.change_part(text)[0], change, text)
+        self.assertEqual(parsed("unembedding LR 0.012 (0.008 better)"), [("UNEMBEDDING_LR", "up", 0.012)])
+        self.assertEqual(parsed("Lower Adam beta2 to 0.98 for faster second-moment adaptation"),
+                         [("ADAM_BETA2", "up", 0.98)])   # against TRAIN_PY's 0.95; no train.py: the word
+        self.assertEqual(parsed("Lower Adam beta2 to 0.98 for faster adaptation", None), [("ADAM_BETA2", "down", 0.98)])
+
+    def test_context_names_another_knob(self):
+        self.assertEqual(parsed("lower matrix lr to 0.03 at batch 2^13"), [("MATRIX_LR", "down", 0.03)])
+        self.assertEqual(parsed("MATRIX_LR 0.13 at narrow", None), [("MATRIX_LR", None, 0.13)])
+        self.assertEqual(parsed("clip gradients at norm 0.5", None), [("GRAD_CLIP", "on", 0.5)])
+
+    def test_an_aside_tells_apart_but_is_not_required(self):
+        changes = intent.parse_changes("muon lr 0.05 (warmup 5%)")
+        self.assertEqual([(c["knob"], c.get("aside", False)) for c in changes],
+                         [("MATRIX_LR", False), ("WARMUP_RATIO", True)])
+        self.assertEqual(parsed("slower momentum warmup for muon (600 steps)"),
+                         [("MUON_MOMENTUM_WARMUP", None, 600)])
+
+    def test_settings_written_as_code_are_knobs_of_their_own(self):
+        changes = intent.parse_changes("Halve train_batch_tokens to 262144")
+        self.assertEqual((changes[0]["knob"], changes[0]["reads_as"]), ("TRAIN_BATCH_TOKENS", "TOTAL_BATCH_SIZE"))
+        self.assertEqual(parsed("Reduce EMA_DECAY from 0.997 to 0.995"), [("EMA_DECAY", "down", 0.995)])
+        self.assertEqual(parsed("non-zero init for the attention c_proj"), [("ATTN_PROJ_INIT", "up", None)])
 
 
 class ValueTests(unittest.TestCase):
-    def assertChange(self, text, knob, direction, value, base=None):
+    def assertChange(self, text, knob, direction, value, base=TRAIN_PY):
         changes = parsed(text, base)
         self.assertEqual(len(changes), 1, (text, changes))
         got_knob, got_direction, got_value = changes[0]
@@ -32,7 +78,7 @@ class ValueTests(unittest.TestCase):
         self.assertChange("total batch size 2^20", "TOTAL_BATCH_SIZE", "up", 1048576)
         self.assertChange("TOTAL_BATCH_SIZE = 262144", "TOTAL_BATCH_SIZE", "down", 262144)
         self.assertChange("262,144 tokens per step", "TOTAL_BATCH_SIZE", "down", 262144)
-        self.assertChange("rope theta 1e5", "ROTARY_BASE", "up", 100000.0)
+        self.assertChange("rope theta 1e5", "ROTARY_BASE", None, 100000.0)
 
     def test_percentages_of_the_budget(self):
         self.assertChange("warmup 5%", "WARMUP_RATIO", "up", 0.05)
@@ -64,11 +110,11 @@ class ValueTests(unittest.TestCase):
         self.assertChange("MATRIX_LR 0.06 -> 0.05", "MATRIX_LR", "down", 0.05, {"MATRIX_LR": 0.04})
 
     def test_fractions_and_equivalent_knobs(self):
-        self.assertChange("MLP ratio 8/3", "MLP_RATIO", "down", 2.66667)
+        self.assertChange("MLP ratio 8/3", "MLP_RATIO", None, 2.66667)
         self.assertChange("grad accum 4", "TOTAL_BATCH_SIZE", "up", 2 ** 20)
         self.assertChange("double the model width", "ASPECT_RATIO", "up", 128)
         self.assertChange("use 64-dim heads", "HEAD_DIM", "down", 64)
-        self.assertChange("lm_head weights ~ N(0, 0.01)", "LM_HEAD_INIT", "up", 0.01)
+        self.assertChange("lm_head weights ~ N(0, 0.01)", "LM_HEAD_INIT", None, 0.01)
 
     def test_rationale_is_not_parsed(self):
         self.assertEqual(parsed("lower warmdown to 0.3 since the lr decays too late"),
@@ -85,7 +131,7 @@ class ValueTests(unittest.TestCase):
         self.assertChange("muon wd +0.1", "WEIGHT_DECAY", "up", 0.3)
         self.assertChange("MATRIX_LR = -0.01", "MATRIX_LR", "down", -0.01)   # after '=', a sign is the value's
         self.assertChange("embedding lr cut to two thirds", "EMBEDDING_LR", "down", 0.4)
-        self.assertChange("context 3072", "MAX_SEQ_LEN", "up", 3072)
+        self.assertChange("context 3072", "MAX_SEQ_LEN", None, 3072)
 
     def test_approximate_values_are_marked(self):
         change = intent.parse_changes("double the tokens per optimizer step to ~1M")[0]
@@ -136,10 +182,10 @@ class ChoiceTests(unittest.TestCase):
         self.assertEqual(parsed("replace relu^2 with plain relu"), [("MLP_ACTIVATION", "set", "relu")])
 
     def test_window_patterns_are_reduced(self):
-        self.assertEqual(parsed('window pattern "LLLL"'), [("WINDOW_PATTERN", "up", "L")])
-        self.assertEqual(parsed("all layers full context window"), [("WINDOW_PATTERN", "up", "L")])
-        self.assertEqual(parsed("every layer uses the short window"), [("WINDOW_PATTERN", "down", "S")])
-        self.assertEqual(parsed("WINDOW_PATTERN = 'SLSL'"), [("WINDOW_PATTERN", "up", "SL")])
+        self.assertEqual(parsed('window pattern "LLLL"'), [("WINDOW_PATTERN", "set", "L")])
+        self.assertEqual(parsed("all layers full context window"), [("WINDOW_PATTERN", "set", "L")])
+        self.assertEqual(parsed("every layer uses the short window"), [("WINDOW_PATTERN", "set", "S")])
+        self.assertEqual(parsed("WINDOW_PATTERN = 'SLSL'"), [("WINDOW_PATTERN", "set", "SL")])
         self.assertEqual(intent.reduce_pattern("SSSLSSSL"), "SSSL")
 
     def test_value_embedding_layouts(self):
@@ -169,8 +215,8 @@ class AliasTests(unittest.TestCase):
         self.assertEqual(self.knob("scalar lr 0.25"), "SCALAR_LR")
         self.assertEqual(self.knob("final lr fraction 10%"), "FINAL_LR_FRAC")
         self.assertEqual(self.knob("lower all learning rates by 20%"), "LR")
-        # an unqualified absolute LR goes to the LR whose default is nearest
-        self.assertEqual(self.knob("lr 0.05"), "MATRIX_LR")
+        # an unqualified lr is all of them: which one a value belongs to is not guessed
+        self.assertEqual(self.knob("lr 0.05"), "LR")
 
     def test_momenta_and_betas(self):
         self.assertEqual(self.knob("momentum 0.9 for muon"), "MUON_MOMENTUM")
@@ -192,9 +238,9 @@ class AliasTests(unittest.TestCase):
         self.assertEqual(parsed("8 attention heads"), [("HEAD_DIM", "down", 64)])
         self.assertEqual(parsed("GQA with 2 kv heads"), [("N_KV_HEAD", "down", 2)])
         self.assertEqual(parsed("MQA"), [("N_KV_HEAD", "down", 1)])
-        self.assertEqual(parsed("MLP 3x expansion"), [("MLP_RATIO", "down", 3.0)])
+        self.assertEqual(parsed("MLP 3x expansion"), [("MLP_RATIO", None, 3.0)])
         self.assertEqual(parsed("shrink the MLP hidden width to 3*n_embd"), [("MLP_RATIO", "down", 3.0)])
-        self.assertEqual(parsed("double the MLP expansion ratio"), [("MLP_RATIO", "up", 8.0)])
+        self.assertEqual(parsed("double the MLP expansion ratio"), [("MLP_RATIO", None, 8.0)])
 
     def test_batch_sizes_and_sequence_length(self):
         self.assertEqual(self.knob("DEVICE_BATCH_SIZE 32"), "DEVICE_BATCH_SIZE")
@@ -207,11 +253,11 @@ class AliasTests(unittest.TestCase):
     def test_losses_clipping_and_inits(self):
         self.assertEqual(parsed("z-loss 1e-3"), [("Z_LOSS", "on", 0.001)])
         self.assertEqual(parsed("clip gradients at norm 0.5"), [("GRAD_CLIP", "on", 0.5)])
-        self.assertEqual(parsed("scale the loss by 0.5"), [("LOSS_SCALE", "down", 0.5)])
-        self.assertEqual(parsed("zero-init the lm_head"), [("LM_HEAD_INIT", "down", 0.0)])
+        self.assertEqual(parsed("scale the loss by 0.5"), [("LOSS_SCALE", None, 0.5)])
+        self.assertEqual(parsed("zero-init the lm_head"), [("LM_HEAD_INIT", None, 0.0)])
         self.assertEqual(self.knob("zero-init the value embedding gates"), "VE_GATE_INIT")
         self.assertEqual(self.knob("attention output projection init scale 0.5"), "ATTN_PROJ_INIT")
-        self.assertEqual(parsed("initialize x0_lambdas to 0.2"), [("X0_LAMBDA_INIT", "up", 0.2)])
+        self.assertEqual(parsed("initialize x0_lambdas to 0.2"), [("X0_LAMBDA_INIT", None, 0.2)])
         self.assertEqual(parsed("remove the x0 residual lambdas"), [("X0_LAMBDAS", "off", None)])
 
     def test_several_changes_in_one_description(self):
@@ -225,13 +271,13 @@ class PhrasingTests(unittest.TestCase):
     """Ways of writing a change that name no constant: formulas, asides, schedules."""
 
     def test_values_written_in_terms_of_other_settings(self):
-        self.assertEqual(parsed("short window = seq_len // 4"), [("SHORT_WINDOW", "down", 512)])
+        self.assertEqual(parsed("short window = seq_len // 4"), [("SHORT_WINDOW", None, 512)])
         self.assertEqual(parsed("model_dim = depth*96"), [("ASPECT_RATIO", "up", 96)])
-        self.assertEqual(parsed("model_dim = depth*96", {"DEPTH": 12}), [("ASPECT_RATIO", "up", 96)])
-        self.assertEqual(parsed("short windows of 3/4 of the context"), [("SHORT_WINDOW", "up", 1536)])
+        self.assertEqual(parsed("model_dim = depth*96", {"DEPTH": 12}), [("ASPECT_RATIO", None, 96)])
+        self.assertEqual(parsed("short windows of 3/4 of the context"), [("SHORT_WINDOW", None, 1536)])
         self.assertEqual(parsed("hidden size 3*n_embd in the feed-forward (was 4*n_embd)"),
-                         [("MLP_RATIO", "down", 3.0)])
-        self.assertEqual(parsed("cap the logits at 30*tanh(logits/30)"), [("SOFTCAP", "up", 30.0)])
+                         [("MLP_RATIO", None, 3.0)])
+        self.assertEqual(parsed("cap the logits at 30*tanh(logits/30)"), [("SOFTCAP", None, 30.0)])
 
     def test_an_aside_is_its_own_clause(self):
         self.assertEqual(parsed("muon momentum 0.95 -> 0.98 (warmup still starts from 0.85)"),
@@ -269,12 +315,12 @@ class PhrasingTests(unittest.TestCase):
     def test_the_value_decides_between_neighbouring_knobs(self):
         self.assertEqual(parsed("width 1024"), [("ASPECT_RATIO", "up", 128)])
         self.assertEqual(parsed("width 96"), [("ASPECT_RATIO", "up", 96)])
-        self.assertEqual(parsed("sliding windows of 256 tokens"), [("SHORT_WINDOW", "down", 256)])
+        self.assertEqual(parsed("sliding windows of 256 tokens"), [("SHORT_WINDOW", None, 256)])
         self.assertEqual(parsed("no momentum warmup, fixed at 0.95"), [("MUON_MOMENTUM_WARMUP", "down", 0)])
 
     def test_windows_by_layer(self):
-        self.assertEqual(parsed("global attention every other layer"), [("WINDOW_PATTERN", "up", "SL")])
-        self.assertEqual(parsed("drop sliding-window attention"), [("WINDOW_PATTERN", "up", "L")])
+        self.assertEqual(parsed("global attention every other layer"), [("WINDOW_PATTERN", "set", "SL")])
+        self.assertEqual(parsed("drop sliding-window attention"), [("WINDOW_PATTERN", "set", "L")])
         self.assertEqual(parsed("value embeddings on all 12 layers"), [("VALUE_EMBEDS", "set", "all")])
 
 
@@ -282,7 +328,7 @@ class PhrasingTests(unittest.TestCase):
         self.assertEqual(parsed("soft-capped logits at 20 instead of 15"), [("SOFTCAP", "up", 20.0)])
         self.assertEqual(parsed("tighter tanh logit capping (10 rather than 15)"), [("SOFTCAP", "down", 10.0)])
         # tanh is how the cap is made, not the MLP's activation
-        self.assertEqual(parsed("lm head logits capped at 30 (tanh)"), [("SOFTCAP", "up", 30.0)])
+        self.assertEqual(parsed("lm head logits capped at 30 (tanh)"), [("SOFTCAP", None, 30.0)])
         self.assertEqual(parsed("un-capped logits"), [("SOFTCAP", "off", None)])
         self.assertEqual(parsed("remove QK-normalized attention"), [("QK_NORM", "off", None)])
         self.assertEqual(parsed("ungated value embeddings"), [("VE_GATE", "off", None)])
@@ -302,14 +348,15 @@ class PhrasingTests(unittest.TestCase):
                          [("MUON_MOMENTUM", "down", 0.9)])
 
     def test_a_momentum_ramp_sets_the_momentum_it_ends_at(self):
-        self.assertEqual(parsed("momentum warmup reaches 0.97"), [("MUON_MOMENTUM", "up", 0.97)])
+        self.assertEqual(parsed("momentum warmup reaches 0.97"), [("MUON_MOMENTUM", None, 0.97)])
         self.assertEqual(parsed("Muon momentum warmup ends at 0.9 instead of 0.95"), [("MUON_MOMENTUM", "down", 0.9)])
         # steps restated at their current count are no change; new steps are
-        self.assertEqual(parsed("momentum ramps up to 0.98 over 300 steps"), [("MUON_MOMENTUM", "up", 0.98)])
+        self.assertEqual(parsed("momentum ramps up to 0.98 over 300 steps"), [("MUON_MOMENTUM", None, 0.98)])
         self.assertEqual(parsed("muon momentum warmup 0.85 -> 0.97 over 500 steps"),
-                         [("MUON_MOMENTUM", "up", 0.97), ("MUON_MOMENTUM_WARMUP", "up", 500)])
+                         [("MUON_MOMENTUM", None, 0.97), ("MUON_MOMENTUM_WARMUP", None, 500)])
         # the start of the ramp is no knob
-        self.assertEqual(parsed("start the Muon momentum warmup at 0.88 instead of 0.85"), [])
+        self.assertEqual(parsed("start the Muon momentum warmup at 0.88 instead of 0.85"),
+                         [("MUON_MOMENTUM_START", "up", 0.88)])
         self.assertEqual(parsed("shorten the 0.85 -> 0.95 momentum ramp from 300 to 200 steps"),
                          [("MUON_MOMENTUM_WARMUP", "down", 200)])
 
@@ -339,26 +386,26 @@ class PhrasingTests(unittest.TestCase):
 
     def test_a_clause_that_is_only_a_value_belongs_to_the_one_before(self):
         self.assertEqual(parsed("much larger AdamW eps, 1e-7"), [("ADAM_EPS", "up", 1e-7)])
-        self.assertEqual(parsed("label-smoothed cross entropy, 0.05"), [("LABEL_SMOOTHING", "up", 0.05)])
-        self.assertEqual(parsed("GPT-2 style token-embedding init, std 0.05"), [("WTE_INIT", "down", 0.05)])
+        self.assertEqual(parsed("label-smoothed cross entropy, 0.05"), [("LABEL_SMOOTHING", None, 0.05)])
+        self.assertEqual(parsed("GPT-2 style token-embedding init, std 0.05"), [("WTE_INIT", None, 0.05)])
 
     def test_a_group_named_by_its_parameters(self):
-        self.assertEqual(parsed("halve the init scale of the q/k/v projections"), [("QKV_INIT", "down", 0.5)])
+        self.assertEqual(parsed("halve the init scale of the q/k/v projections"), [("QKV_INIT", None, 0.5)])
         self.assertEqual(parsed("share one K/V head across all query heads"), [("N_KV_HEAD", "down", 1)])
         self.assertEqual(parsed("non-zero init for the attention c_proj"), [("ATTN_PROJ_INIT", "up", None)])
-        self.assertEqual(parsed("multiply the training loss by 3"), [("LOSS_SCALE", "up", 3.0)])
+        self.assertEqual(parsed("multiply the training loss by 3"), [("LOSS_SCALE", None, 3.0)])
         self.assertEqual(parsed("lower the wte/value-embedding learning rate to 0.4"), [("EMBEDDING_LR", "down", 0.4)])
         self.assertEqual(parsed("replace Muon with AdamW for the matrices"), [("OPTIMIZER", "set", "adamw")])
         self.assertEqual(parsed("ADAM_BETAS second entry 0.95 -> 0.98"), [("ADAM_BETA2", "up", 0.98)])
         self.assertEqual(parsed("use separate input and output embeddings"), [("WEIGHT_TYING", "off", None)])
         self.assertEqual(parsed("drop the sign mask from Muon weight decay"), [("CAUTIOUS_WD", "off", None)])
-        self.assertEqual(parsed("train on 1024-token sequences"), [("MAX_SEQ_LEN", "down", 1024)])
-        self.assertEqual(parsed("4k context"), [("MAX_SEQ_LEN", "up", 4000.0)])
-        self.assertEqual(parsed("train with 8192-token contexts"), [("MAX_SEQ_LEN", "up", 8192)])
+        self.assertEqual(parsed("train on 1024-token sequences"), [("MAX_SEQ_LEN", None, 1024)])
+        self.assertEqual(parsed("4k context"), [("MAX_SEQ_LEN", None, 4000.0)])
+        self.assertEqual(parsed("train with 8192-token contexts"), [("MAX_SEQ_LEN", None, 8192)])
         self.assertEqual(parsed("accumulate 4 micro-batches per step instead of 2"),
                          [("TOTAL_BATCH_SIZE", "up", 2 ** 20)])
         self.assertEqual(parsed("wider heads: 2 heads of 256 dims"), [("HEAD_DIM", "up", 256)])
-        self.assertEqual(parsed("init the value-embedding gate biases at 3"), [("VE_GATE_INIT", "up", 3.0)])
+        self.assertEqual(parsed("init the value-embedding gate biases at 3"), [("VE_GATE_INIT", None, 3.0)])
         self.assertEqual(parsed("VALUE_EMBEDS alternating -> all"), [("VALUE_EMBEDS", "set", "all")])
         self.assertEqual(parsed("GQA: each kv head shared between 2 query heads (n_kv_head 2)"),
                          [("N_KV_HEAD", "down", 2)])
@@ -402,9 +449,9 @@ class WordedSettingTests(unittest.TestCase):
                          [("N_KV_HEAD", "down", 4)])
 
     def test_a_window_as_a_share_of_the_context(self):
-        self.assertEqual(parsed("local windows of a quarter of the sequence length"), [("SHORT_WINDOW", "down", 512)])
+        self.assertEqual(parsed("local windows of a quarter of the sequence length"), [("SHORT_WINDOW", None, 512)])
         self.assertEqual(parsed("SHORT_WINDOW 1024 -> 256 (eighth of the context)"), [("SHORT_WINDOW", "down", 256)])
-        self.assertEqual(parsed("train on half the context length"), [("MAX_SEQ_LEN", "down", 1024)])
+        self.assertEqual(parsed("train on half the context length"), [("MAX_SEQ_LEN", None, 1024)])
 
     def test_a_per_layer_embedding_named_is_added(self):
         self.assertEqual(parsed("per-layer embedding tables"), [("PER_LAYER_EMBED", "on", None)])
@@ -426,12 +473,12 @@ class PartAndAsideTests(unittest.TestCase):
         self.assertEqual(parsed("remove the value embeddings' gates"), [("VE_GATE", "off", None)])
 
     def test_nesterov_momentum_with_a_value_is_the_momentum(self):
-        self.assertEqual(parsed("nesterov momentum 0.9"), [("MUON_MOMENTUM", "down", 0.9)])
+        self.assertEqual(parsed("nesterov momentum 0.9"), [("MUON_MOMENTUM", None, 0.9)])
         self.assertEqual(parsed("disable Nesterov momentum"), [("NESTEROV", "off", None)])
 
     def test_an_aside_that_restates_an_unchanged_setting_is_no_change(self):
         self.assertEqual(parsed("MUON_MOMENTUM 0.97 (warmup still from 0.85 over 300 steps)"),
-                         [("MUON_MOMENTUM", "up", 0.97)])
+                         [("MUON_MOMENTUM", None, 0.97)])
         self.assertEqual(parsed("depth 10 (aspect ratio unchanged at 64)"), [("DEPTH", "up", 10)])
 
     def test_no_gradient_accumulation_is_one_micro_batch_per_step(self):
@@ -444,10 +491,10 @@ class PartAndAsideTests(unittest.TestCase):
         self.assertEqual(parsed("48 dims per block of depth"), [("ASPECT_RATIO", "down", 48)])
 
     def test_alternating_windows_in_words(self):
-        self.assertEqual(parsed("alternate sliding-window and full attention"), [("WINDOW_PATTERN", "up", "SL")])
+        self.assertEqual(parsed("alternate sliding-window and full attention"), [("WINDOW_PATTERN", "set", "SL")])
         self.assertEqual(parsed("alternate half-context windows with global attention every other layer"),
-                         [("WINDOW_PATTERN", "up", "SL")])
-        self.assertEqual(parsed("train on half the context length"), [("MAX_SEQ_LEN", "down", 1024)])
+                         [("WINDOW_PATTERN", "set", "SL")])
+        self.assertEqual(parsed("train on half the context length"), [("MAX_SEQ_LEN", None, 1024)])
 
 
 class ConstantChangeTests(unittest.TestCase):
@@ -457,7 +504,7 @@ class ConstantChangeTests(unittest.TestCase):
         self.assertEqual(intent.changes_from_constant("ADAM_BETAS", [0.8, 0.95], [0.8, 0.99]),
                          [{"knob": "ADAM_BETA2", "direction": "up", "value": 0.99}])
         self.assertEqual(intent.changes_from_constant("WINDOW_PATTERN", "SSSL", "LLLL"),
-                         [{"knob": "WINDOW_PATTERN", "direction": "up", "value": "L"}])
+                         [{"knob": "WINDOW_PATTERN", "direction": "set", "value": "L"}])
 
 
 class LexicalTests(unittest.TestCase):
@@ -508,7 +555,7 @@ class LazyPatternTests(unittest.TestCase):
         for path in glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "*.tsv")):
             with open(path, encoding="utf-8", newline="") as f:
                 for row in csv.DictReader(f, delimiter="\t"):
-                    texts += [row["prior"], row["planned"]]
+                    texts += [row[k] for k in ("prior", "planned", "description") if k in row]
         texts = [vocabulary.canonical_text(t) for t in texts] + [t.lower() for t in texts]
         tables = [t for t in vars(mentions).values() if isinstance(t, list)] + \
                  [vocabulary.DIRECTION_WORDS, vocabulary._CANON, quantities._VALUE_PATTERNS]

@@ -379,6 +379,22 @@ class CategoryTests(unittest.TestCase):
         self.assertEqual(json.loads(json.dumps(g)), g)
 
 
+class SameIdeaTests(unittest.TestCase):
+    def test_same_idea_of_two_descriptions_and_of_code(self):
+        self.assertTrue(novelty.same_idea({"description": "MATRIX_LR 0.04->0.05 (worse)"},
+                                          {"description": "muon lr 0.05"})[0])
+        same, score, relation, _ = novelty.same_idea({"description": "MATRIX_LR 0.04->0.05"},
+                                                     {"description": "muon lr 0.06"})
+        self.assertEqual((same, relation), (False, "related"))
+        depth = {"description": "x", "change_set": {"constants": [{"name": "DEPTH", "old": 4, "new": 6}], "hunks": []}}
+        self.assertTrue(novelty.same_idea(depth, {"description": "depth 6"})[0])
+        self.assertEqual(novelty.same_idea(depth, {"description": "depth 8 -> 6"})[2], "same")   # same target
+
+    def test_the_default_family_is_no_family(self):
+        history = [run("r1", "MATRIX_LR = 0.06", family="general")]
+        self.assertEqual(guard("MATRIX_LR = 0.07", history, family="general")["classification"], "novel")
+
+
 class PolicyTests(unittest.TestCase):
     TABLE = {
         "novel": ("allow", "caution", "block"),

@@ -6,7 +6,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mlhelpers import LabCase, commit_change  # noqa: E402
+from mlhelpers import LabCase, commit_change, git  # noqa: E402
 
 
 class CheckDescriptionTests(LabCase):
@@ -91,6 +91,113 @@ class CheckCodeTests(LabCase):
     def test_without_code_the_wording_decides(self):
         guard = self.ok("check", "--description", "some brand new wording", "--json").json()["novelty_guard"]
         self.assertEqual(guard["classification"], "novel")
+
+
+ACTIVATION = """
+def mlp(x):
+    h = x * 2
+    return h
+"""
+
+
+class ChangeSetTests(LabCase):
+    """Each logged run stores what it changed against its parent commit; the guard
+    takes an idea's identity from there when the code is at hand."""
+
+    def setUp(self):
+        super().setUp()
+        self.ok("init")
+        commit_change(self.repo, "def main():", ACTIVATION + "\ndef main():", "a small mlp")
+        self.log_keep("baseline", 0.998)
+
+    def edit(self, old, new):
+        with open(self.path("train.py")) as f:
+            text = f.read()
+        self.assertIn(old, text)
+        self.write("train.py", text.replace(old, new))
+
+    def test_a_logged_run_stores_its_constant_deltas_and_code_hunks(self):
+        commit_change(self.repo, "MATRIX_LR = 0.04", "MATRIX_LR = 0.05", "lr")
+        commit_change(self.repo, "    h = x * 2\n", "    h = x * 2  # doubled\n    h = h * h\n", "square")
+        self.log_keep("square the mlp hidden state", 1.002, "discard")
+        change = self.records()[-1]["change_set"]
+        self.assertEqual(change["constants"], [])   # the lr moved in the commit before the parent
+        self.assertEqual(change["hunks"], [[[], ["h = h * h"]]])   # comments gone, normalised spacing
+        commit_change(self.repo, "DEPTH = 8", "DEPTH = 4", "shallower")
+        self.log_keep("depth 4", 1.003, "discard")
+        self.assertEqual(self.records()[-1]["change_set"], {
+            "constants": [{"name": "DEPTH", "old": 8, "new": 4}], "hunks": []})
+        self.assertEqual(self.records()[-1]["novelty_features"]["code"],
+                         [{"knob": "DEPTH", "direction": "down", "value": 4}])
+
+    def test_a_run_outside_git_has_no_change_set(self):
+        import shutil
+        shutil.rmtree(self.path(".git"))
+        self.log_keep("no git here", 0.999, "discard", "--skip-archive")
+        self.assertIsNone(self.records()[-1]["change_set"])
+
+    def test_check_code_matches_the_same_code_change_written_differently(self):
+        commit_change(self.repo, "    h = x * 2\n", "    h = x * 2\n    h = h * torch.sigmoid(h)\n", "silu")
+        self.log_keep("gate the mlp with its own sigmoid", 1.004, "discard")
+        commit_change(self.repo, "    h = h * torch.sigmoid(h)\n", "", "revert")
+        # the same change in other words and with other spacing: the code decides
+        self.edit("    h = x * 2\n", "    h = x * 2\n    h = h * h.sigmoid()  # swish\n")
+        result = self.cli("check", "--code", "--description", "try swish", "--fail-on-similar", "--json")
+        self.assertEqual(result.code, 2, result)
+        match = result.json()["novelty_guard"]["top_matches"][0]
+        self.assertEqual((match["description"], match["relation"]), ("gate the mlp with its own sigmoid", "same"))
+        self.assertIn("code", match["reason"])
+
+    def test_check_code_reads_head_from_packed_objects_too(self):
+        commit_change(self.repo, "    h = x * 2\n", "    h = x * 2\n    h = h * torch.sigmoid(h)\n", "silu")
+        self.log_keep("gate the mlp with its own sigmoid", 1.004, "discard")
+        commit_change(self.repo, "    h = h * torch.sigmoid(h)\n", "", "revert")
+        git(self.repo, "gc", "-q")   # HEAD's train.py now lives in a pack: git is asked
+        self.edit("    h = x * 2\n", "    h = x * 2\n    h = h * h.sigmoid()\n")
+        guard = self.ok("check", "--code", "--description", "try swish", "--json").json()["novelty_guard"]
+        self.assertEqual(guard["classification"], "repeat_failure")
+        self.assertIn("code", [c["source"] for c in guard["explanation"]["changes"]])
+
+    def test_check_code_tells_another_code_change_apart_from_the_same_words(self):
+        commit_change(self.repo, "    h = x * 2\n", "    h = x * 2\n    h = h * torch.sigmoid(h)\n", "silu")
+        self.log_keep("change the mlp activation", 1.004, "discard")
+        commit_change(self.repo, "    h = h * torch.sigmoid(h)\n", "", "revert")
+        self.edit("    h = x * 2\n", "    h = x * 2\n    h = torch.tanh(h) + h.abs().sqrt()\n")
+        result = self.cli("check", "--code", "--description", "change the mlp activation", "--fail-on-similar")
+        self.assertEqual(result.code, 0, result)
+
+    def test_the_fix_of_a_crashed_run_is_recognised_as_the_same_idea(self):
+        commit_change(self.repo, "    h = x * 2\n", "    h = x * 2\n    h = h * torch.sigmoid(h)\n", "silu")
+        self.ok("log", "--description", "sigmoid gate in the mlp", "--status", "crash",
+                "--error", "NameError: name 'torch' is not defined")
+        commit_change(self.repo, "    h = h * torch.sigmoid(h)\n", "", "revert")
+        self.edit("def mlp(x):\n    h = x * 2\n", "import torch\ndef mlp(x):\n    h = x * 2\n    h = h * torch.sigmoid(h)\n")
+        guard = self.ok("check", "--code", "--description", "fix the missing import", "--json").json()["novelty_guard"]
+        match = guard["top_matches"][0]
+        self.assertEqual((match["status"], match["relation"]), ("crash", "same"))
+
+    def test_direction_comes_from_the_parent_not_upstream_defaults(self):
+        # a fork whose train.py has DEPTH 4: 4 -> 6 is up, though upstream's 8 is deeper
+        commit_change(self.repo, "DEPTH = 8", "DEPTH = 4", "fork baseline")
+        self.log_keep("fork baseline", 0.997)
+        commit_change(self.repo, "DEPTH = 4", "DEPTH = 6", "depth 6")
+        self.log_keep("depth 6", 1.001, "discard")
+        record = self.records()[-1]
+        self.assertEqual(record["novelty_features"]["changes"], [{"knob": "DEPTH", "direction": "up", "value": 6}])
+        self.assertEqual(record["novelty_features"]["code"], [{"knob": "DEPTH", "direction": "up", "value": 6}])
+        # the Avoid list reads the direction from the code: raises from the fork's 4
+        commit_change(self.repo, "DEPTH = 6", "DEPTH = 4", "revert")
+        commit_change(self.repo, "DEPTH = 4", "DEPTH = 5", "depth 5")
+        self.log_keep("try depth 5, shallower than upstream", 1.002, "discard")
+        brief = self.ok("brief").out
+        self.assertIn("DEPTH up", brief)
+        self.assertNotIn("DEPTH down", brief)
+        commit_change(self.repo, "DEPTH = 5", "DEPTH = 6", "depth 6 again")
+        # so "depth 6" written as a raise from the fork's 4 is the same idea, not its opposite
+        commit_change(self.repo, "DEPTH = 6", "DEPTH = 4", "revert")
+        result = self.cli("check", "--description", "deeper: depth 4 -> 6", "--fail-on-similar")
+        self.assertEqual(result.code, 2, result)
+        self.assertIn("repeat_failure", result.out)
 
 
 if __name__ == "__main__":
