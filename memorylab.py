@@ -177,7 +177,8 @@ def cmd_claim(args, store, now):
     elif result["claimed"]:
         print(_one_line(f"Claimed {claim['claim_id']} for {claim['agent']['id']} until "
                         f"{claim['expires_at']}: {claim['description']}"))
-        print("\n".join(_claim_lines(others, "Also in flight (other agents):")))
+        for line in _claim_lines(others, "Also in flight (other agents):"):
+            print(line)
     else:
         print("\n".join(_claim_lines(others, "In flight (other agents):")))
         print("Not claimed: another agent has the same idea in flight.")

@@ -57,14 +57,13 @@ def live(events, now):
     """The live claims among claim/release events, oldest first: not released, not
     superseded by a later claim of the same agent, not expired at `now`."""
     latest, released = {}, set()
-    for event in events:
+    for position, event in enumerate(events):
         if event.get("event") == "claim" and isinstance(event.get("agent"), dict):
-            latest[event["agent"].get("id")] = event
+            latest[event["agent"].get("id")] = (position, event)
         elif event.get("event") == "release":
             released.update(event.get("claim_ids") or ())
-    return sorted((c for c in latest.values()
-                   if c.get("claim_id") not in released and not expired(c, now)),
-                  key=lambda c: (str(c.get("claimed_at")), str(c.get("claim_id"))))
+    return [c for _, c in sorted(latest.values(), key=lambda p: (str(p[1].get("claimed_at")), p[0]))
+            if c.get("claim_id") not in released and not expired(c, now)]
 
 
 def expired(claim, now):
