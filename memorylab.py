@@ -191,8 +191,9 @@ def cmd_sync(args, store, now):
         from memorylab_core.records import InputError
         raise InputError("sync needs --tracking-uri or MEMORYLAB_TRACKING_URI")
     counts = mirror.sync(full=args.full)
-    for warning in counts["warnings"]:
-        print(_one_line(f"warning: {warning}"), file=sys.stderr)
+    if counts["warnings"]:  # what was done before the failure stays done
+        print(_one_line(f"error: {counts['warnings'][0]}"), file=sys.stderr)
+        return EXIT_ERROR
     if args.json:
         _emit_json(dict(counts, tracking_uri=mirror.uri, experiment=mirror.experiment))
     elif counts["busy"]:
@@ -202,7 +203,7 @@ def cmd_sync(args, store, now):
               f"{counts['pushed']} runs, pulled {counts['pulled']} runs; claims opened "
               f"{counts['claims_opened']}, closed {counts['claims_closed']}, in flight "
               f"elsewhere {counts['claims_in_flight'] or 0}")
-    return EXIT_OK if not counts["warnings"] else EXIT_ERROR
+    return EXIT_OK
 
 
 def cmd_log(args, store, now):

@@ -30,6 +30,7 @@ from . import claims as claims_module
 from . import records, store as store_module, tracking
 
 PULL_OVERLAP_MS = 15 * 60 * 1000
+PUSH_THREADS = 4  # requests in flight at once when many runs are pending
 DEFAULT_EXPERIMENT = "memorylab"
 STATUS_TO_MLFLOW = {"keep": "FINISHED", "discard": "FINISHED", "crash": "FAILED"}
 PREFIX = "memorylab."
@@ -119,12 +120,32 @@ class Mirror:
             info = run.get("info") or {}
             existing[tracking.run_tags(run).get(PREFIX + "run_id")] = (info.get("run_id"),
                                                                      info.get("status"))
-        count = 0
-        for record in full:
-            self._push_run(record, existing.get(record.get("run_id")))
-            store_module.append_event(self.store, self._name("pushed.jsonl"),
-                                      {"run_id": record.get("run_id"), "at": self.now})
-            count += 1
+        return self._push_all(full, existing)
+
+    def _push_all(self, full, existing):
+        """Push the records, PUSH_THREADS at a time; each is noted in pushed.jsonl as
+        soon as the server has it. The first failure stops the rest and is raised."""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        noted, failures = threading.Lock(), []
+
+        def push(record):
+            if failures:
+                return 0
+            try:
+                self._push_run(record, existing.get(record.get("run_id")))
+            except tracking.TrackingError as exc:
+                failures.append(exc)
+                return 0
+            with noted:
+                store_module.append_event(self.store, self._name("pushed.jsonl"),
+                                          {"run_id": record.get("run_id"), "at": self.now})
+            return 1
+
+        with ThreadPoolExecutor(min(PUSH_THREADS, len(full))) as pool:
+            count = sum(pool.map(push, full))
+        if failures:
+            raise tracking.TrackingError(f"{failures[0]} ({count} of {len(full)} runs pushed)")
         return count
 
     def _push_run(self, record, existing):

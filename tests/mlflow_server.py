@@ -55,10 +55,10 @@ class Server:
 
     def start(self):
         argv = self.command + [
-            "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
+            "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{os.path.join(self.folder, 'mlflow.db')}",
             "--default-artifact-root", os.path.join(self.folder, "artifacts")]
-        env = dict(os.environ, MLFLOW_LOGGING_LEVEL="WARNING")
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         env=env, cwd=self.folder, start_new_session=True)
         ready = threading.Event()
