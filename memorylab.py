@@ -551,8 +551,8 @@ def main(argv=None, *, cwd=None, env=None):
 
 # ---------------------------------------------------------------- claims and the mirror
 
-PULL_FIRST = ("check", "brief", "report", "list")
-MIRRORED = PULL_FIRST + ("log", "claim")
+PULL_FIRST = ("check", "brief", "report", "list", "claim")
+MIRRORED = PULL_FIRST + ("log",)
 
 
 def _mirror(args, store, now, env=None):

@@ -9,7 +9,7 @@ stores (machines), each pushing its own runs and claims and pulling the others'.
   pending runs it already holds (a push cut short is finished, not repeated).
   A live claim is a RUNNING run; released it is FINISHED, expired KILLED.
 - Pull: runs of other stores that reached the server since the last pull
-  (ordered by their end time, which is when they were pushed; a 15-minute
+  (ordered by their end time, which is when they were pushed; a one-minute
   overlap absorbs clock skew, and duplicates are recognised by their origin)
   are appended to the local ledger with `origin` = {store, run_id,
   mlflow_run_id, tracking_uri, experiment}; live claims of other stores replace
@@ -29,7 +29,8 @@ import os
 from . import claims as claims_module
 from . import records, store as store_module, tracking
 
-PULL_OVERLAP_MS = 15 * 60 * 1000
+PULL_OVERLAP_MS = 60 * 1000  # re-read window of a pull: clock skew between machines
+FEW_PENDING = 16  # up to this many runs to push are looked up on the server one by one
 PUSH_THREADS = 4  # requests in flight at once when many runs are pending
 DEFAULT_EXPERIMENT = "memorylab"
 STATUS_TO_MLFLOW = {"keep": "FINISHED", "discard": "FINISHED", "crash": "FAILED"}
@@ -102,6 +103,7 @@ class Mirror:
 
     # ---------------------------------------------------------------- push
     def push_runs(self):
+        """Push the ledger's own runs not pushed yet; returns how many."""
         with self.store.lock(exclusive=False):
             rows, _ = self.store.read_rows()
         pushed = {e.get("run_id") for e in store_module.read_events(self.store, self._name("pushed.jsonl"))}
@@ -111,16 +113,27 @@ class Mirror:
         with self.store.lock(exclusive=False):
             found = store_module.records_at(self.store, [r["_line"] for r in pending])
         full = [found.get(r["_line"], r) for r in pending]
-        start = min(_ms(r.get("timestamp_utc")) for r in full) - 24 * 3600 * 1000
+        return self._push_all(full, self._already_there(full))
+
+    def _already_there(self, full):
+        """{run id: (MLflow run id, status)} of the records the server already holds
+        (pushed by a command cut short before noting it): one lookup per record when
+        they are few, else one search from the earliest of them on."""
+        base = f"tags.`{PREFIX}kind` = 'run' and tags.`{PREFIX}store` = " \
+               f"{tracking.quoted(self.store_id)}"
+        if len(full) <= FEW_PENDING:
+            queries = [f"{base} and tags.`{PREFIX}run_id` = {tracking.quoted(r.get('run_id'))}"
+                       for r in full]
+        else:  # a run's start time is its log time less its training time (< a day)
+            start = min(_ms(r.get("timestamp_utc")) for r in full) - 24 * 3600 * 1000
+            queries = [f"{base} and attributes.start_time >= {max(0, start)}"]
         existing = {}
-        for run in self.client.search_runs(
-                self.experiment_id, f"tags.`{PREFIX}kind` = 'run' and "
-                f"tags.`{PREFIX}store` = {tracking.quoted(self.store_id)} and "
-                f"attributes.start_time >= {max(0, start)}"):
-            info = run.get("info") or {}
-            existing[tracking.run_tags(run).get(PREFIX + "run_id")] = (info.get("run_id"),
-                                                                     info.get("status"))
-        return self._push_all(full, existing)
+        for query in queries:
+            for run in self.client.search_runs(self.experiment_id, query):
+                info = run.get("info") or {}
+                existing[tracking.run_tags(run).get(PREFIX + "run_id")] = (
+                    info.get("run_id"), info.get("status"))
+        return existing
 
     def _push_all(self, full, existing):
         """Push the records, PUSH_THREADS at a time; each is noted in pushed.jsonl as
@@ -163,7 +176,7 @@ class Mirror:
                 tags={PREFIX + "kind": "run", PREFIX + "store": self.store_id,
                       PREFIX + "run_id": record.get("run_id")})
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-        self.client.update_run(run_id, status, end_ms=_ms(self.now))
+        self.client.update_run(run_id, status, end_ms=_clock_ms())
 
     def push_claims(self):
         """Open a RUNNING run for each live claim of this store not yet on the
@@ -186,7 +199,7 @@ class Mirror:
                 gone = known.get(claim_id)
                 status = "KILLED" if gone is None or claims_module.expired(gone, self.now) \
                     else "FINISHED"
-                self.client.update_run(runs[claim_id], status, end_ms=_ms(self.now))
+                self.client.update_run(runs[claim_id], status, end_ms=_clock_ms())
                 del runs[claim_id]
                 closed += 1
         finally:
@@ -265,7 +278,7 @@ class Mirror:
             store_module.write_state(self.store, claims_module.REMOTE_CLAIMS,
                                      {"pulled_at": self.now, "claims": live})
         for run_id in stale:
-            self.client.update_run(run_id, "KILLED", end_ms=_ms(self.now))
+            self.client.update_run(run_id, "KILLED", end_ms=_clock_ms())
         return len(live)
 
 
@@ -423,6 +436,13 @@ def claim_from_run(run):
     claim["origin"] = {"store": tags.get(PREFIX + "store"),
                        "mlflow_run_id": (run.get("info") or {}).get("run_id")}
     return claim
+
+
+def _clock_ms():
+    """The wall clock, for the end time of a run on the server: pulls go by it, so
+    it is the real time of the push even when MEMORYLAB_NOW is set."""
+    import time
+    return int(time.time() * 1000)
 
 
 def _ms(stamp):

@@ -87,6 +87,9 @@ class SharedLabTest(TwoStoresCase):
         listed = self.b("list")
         self.assertIn(f"{run_id} keep", listed.out)
         self.assertIn("(from store ", listed.out)
+        shown = self.b("show", run_id, "--json").json()
+        self.assertEqual(shown["run"]["origin"]["store"], pulled["origin"]["store"])
+        self.assertEqual(self.b("doctor").code, 0)
         # pulling again adds nothing; the server holds the run once
         self.assertEqual(self.b("sync", "--json").json()["pulled"], 0)
         self.assertEqual(len(self.records(self.repo_b)), 1)
