@@ -5,8 +5,9 @@
 Starts `mlflow server` on a free loopback port (sqlite backend, as in the tests),
 fills store A with N runs (import-tsv of a synthetic results.tsv), then times:
 A's first `sync` (pushes N runs), B's first `sync` (pulls N runs into an empty
-store), the steady state of one more run (A's `log` with its push, B's `check`
-with its incremental pull), and `check` without a server for comparison.
+store), B's next pulls (at once, then a minute later), the steady state of one more
+run (A's `log` with its push, B's `check` with its incremental pull), and `log` and
+`check` without a server for comparison.
 Each step runs the CLI as a separate process, as an agent would.
 """
 
@@ -23,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import mlflow_server  # noqa: E402
+from memorylab_core.mirror import PULL_OVERLAP_MS  # noqa: E402
 from mlhelpers import CLI, make_repo, metrics  # noqa: E402
 
 
@@ -74,7 +76,12 @@ def main():
         counts = json.loads(done.stdout)
         print(f"pull: {counts['pulled']} runs into an empty store in {elapsed:.1f} s")
         elapsed, done = timed(["sync", "--json"], repo_b, env)
-        print(f"pull again, nothing new: {elapsed:.2f} s "
+        print(f"pull again at once, nothing new: {elapsed:.2f} s (pulled "
+              f"{json.loads(done.stdout)['pulled']}; re-reads the runs pushed within the "
+              f"last {PULL_OVERLAP_MS // 1000} s)")
+        time.sleep(PULL_OVERLAP_MS / 1000 + 1)  # the steady state: a quiet minute later
+        elapsed, done = timed(["sync", "--json"], repo_b, env)
+        print(f"pull again a minute later, nothing new: {elapsed:.2f} s "
               f"(pulled {json.loads(done.stdout)['pulled']})")
 
         summary = os.path.join(tmp, "summary.json")

@@ -22,6 +22,14 @@ SKIP_REASON = ("mlflow is not installed, so no tracking server can run: install 
 STARTUP_TIMEOUT_S = 300
 
 
+def skip_or_fail(case):
+    """Skip `case` (no mlflow here), or fail it where CI promised mlflow
+    (MEMORYLAB_REQUIRE_MLFLOW=1)."""
+    if os.environ.get("MEMORYLAB_REQUIRE_MLFLOW") == "1":
+        raise AssertionError(SKIP_REASON + " (MEMORYLAB_REQUIRE_MLFLOW=1)")
+    case.skipTest(SKIP_REASON)
+
+
 def find_mlflow():
     """The argv prefix that runs `mlflow`, or None."""
     chosen = os.environ.get("MEMORYLAB_TEST_MLFLOW")

@@ -47,7 +47,7 @@ class TwoStoresCase(LabCase):
     def setUp(self):
         super().setUp()
         if self.server is None:
-            self.skipTest(mlflow_server.SKIP_REASON)
+            mlflow_server.skip_or_fail(self)
         self.repo_b = make_repo(os.path.join(self.tmp, "repo_b"))
         self.experiment = f"test-{uuid.uuid4().hex[:8]}"
         self.env.update(MEMORYLAB_TRACKING_URI=self.server.uri,
@@ -204,7 +204,7 @@ class ServerDownTest(TwoStoresCase):
     def setUp(self):
         command = mlflow_server.find_mlflow()
         if command is None:
-            self.skipTest(mlflow_server.SKIP_REASON)
+            mlflow_server.skip_or_fail(self)
         self._server = mlflow_server.Server(command)
         self.addCleanup(self._server.remove)
         super().setUp()
@@ -221,6 +221,9 @@ class ServerDownTest(TwoStoresCase):
         check = self.b("check", "--description", "anything")
         self.assertEqual(check.code, 0, check)
         self.assertIn("the local view is as of the last pull", check.err)
+        sync = self.a("sync")
+        self.assertEqual(sync.code, 1, sync)
+        self.assertRegex(sync.err, r"^error: tracking server http://\S+ unreachable \(.*\)\n$")
 
         self.server.start()
         listed = self.a("list")  # the next command pushes
