@@ -146,7 +146,8 @@ def cmd_check(args, store, now):
                     "train_py": result["train_py"], "in_flight": in_flight,
                     "bad_lines": _bad_lines_json(result["bad_lines"])})
     else:
-        print("\n".join(_guard_lines(guard) + _claim_lines(in_flight, "In flight (other agents):")))
+        print("\n".join(_guard_lines(guard)
+                        + _claim_lines(in_flight, "In flight (other agents):")))
         if blocked:
             print(_one_line(f"Blocked (--fail-on-similar): {same[0]['agent']} has the same "
                             "idea in flight.") if same else "Blocked (--fail-on-similar).")
@@ -316,8 +317,7 @@ def cmd_compare(args, store, now):
 
 
 def cmd_brief(args, store, now):
-    from memorylab_core import queries, views
-    from memorylab_core import claims
+    from memorylab_core import claims, queries, views
     data = queries.brief(store, now=now, last=args.last)
     data["in_flight"] = [claims.summary(c) for c in claims.all_claims(store, now)]
     text = "\n".join([views.format_brief(data)]
@@ -399,7 +399,8 @@ def build_parser():
         epilog="exit codes: 0 ok; 1 error (one `error:` line on stderr); 2 blocked by "
                "check --fail-on-similar; 3 doctor found problems. environment: "
                "MEMORYLAB_ROOT (store root), MEMORYLAB_NOW (an ISO 8601 UTC time used "
-               "instead of the clock), MEMORYLAB_TRACKING_URI, MEMORYLAB_EXPERIMENT. Reference: docs/memorylab_api.md")
+               "instead of the clock), MEMORYLAB_TRACKING_URI and MEMORYLAB_EXPERIMENT "
+               "(the tracking server and its experiment). Reference: docs/memorylab_api.md")
     parser.add_argument("--root", default=None,
                         help="store root, before or after the command (default: "
                              "$MEMORYLAB_ROOT, else the git top-level of the current "
@@ -414,10 +415,12 @@ def build_parser():
     p.add_argument("--code", action="store_true",
                    help="also compare the current train.py's config fingerprint")
     p.add_argument("--fail-on-similar", action="store_true",
-                   help="exit 2 when the policy decision is block")
+                   help="exit 2 when the policy decision is block, or another agent "
+                        "has the same idea in flight")
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("log", parents=[common, as_json, idea, tracking], help="record a finished run")
+    p = sub.add_parser("log", parents=[common, as_json, idea, tracking],
+                       help="record a finished run")
     p.add_argument("--status", required=True, choices=("keep", "discard", "crash"),
                    help="keep (better than the best so far), discard, or crash (no result)")
     p.add_argument("--notes", default=None, help="free-form notes")
@@ -455,7 +458,8 @@ def build_parser():
                    help="pull every run of the experiment, not only those since the last pull")
     p.set_defaults(run=cmd_sync)
 
-    p = sub.add_parser("report", parents=[common, as_json, tracking], help="render the morning report")
+    p = sub.add_parser("report", parents=[common, as_json, tracking],
+                       help="render the morning report")
     p.add_argument("--since-hours", type=float, default=16.0,
                    help="window in hours (default: 16)")
     p.add_argument("--output", default=None, help="write the markdown only to this path")

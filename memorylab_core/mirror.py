@@ -18,7 +18,7 @@ stores (machines), each pushing its own runs and claims and pulling the others'.
   store lock, a failure is one warning line and the next command tries again.
 
 State lives in results/memorylab/mirror/<key>/ (key: the server and experiment):
-pushed.jsonl, state.json (pull cursor, claim runs); the store's id in
+pushed.jsonl, state.json (pull cursor and window, claim runs); the store's id in
 results/memorylab/store_id.
 """
 
@@ -73,7 +73,7 @@ class Mirror:
         key = hashlib.sha1(f"{uri.rstrip('/')}\n{experiment}".encode()).hexdigest()[:12]
         self.folder = os.path.join("mirror", key)
         self.wait_s = self.client.timeout * 2
-        self._experiment_id = None
+        self.store_id = self.experiment_id = None
 
     def _name(self, name):
         return os.path.join(self.folder, name)
@@ -83,12 +83,11 @@ class Mirror:
         "pulled", "claims_in_flight", "warnings", "busy"}; a failure is a warning."""
         counts = {"pushed": 0, "claims_opened": 0, "claims_closed": 0, "pulled": 0,
                   "claims_in_flight": None, "warnings": [], "busy": False}
-        os.makedirs(store_module.side_path(self.store, self.folder), exist_ok=True)
-        with store_module.side_lock(self.store, self._name(".lock"), self.wait_s) as held:
-            if not held:  # another process of this store is talking to the server
-                counts["busy"] = True
-                return counts
-            try:
+        try:
+            with store_module.side_lock(self.store, self._name(".lock"), self.wait_s) as held:
+                if not held:  # another process of this store is talking to the server
+                    counts["busy"] = True
+                    return counts
                 self.store_id = store_id(self.store)
                 self.experiment_id = self.client.experiment_id(self.experiment)
                 if push:
@@ -97,8 +96,14 @@ class Mirror:
                 if pull:
                     counts["pulled"] = self.pull_runs(full=full)
                     counts["claims_in_flight"] = self.pull_claims()
-            except tracking.TrackingError as exc:
-                counts["warnings"].append(f"tracking server {exc}")
+        except tracking.TrackingError as exc:
+            counts["warnings"].append(f"tracking server {exc}")
+        except OSError as exc:  # the mirror's own files; the ledger is never at stake
+            counts["warnings"].append(f"mirror state not written ({exc.strerror or exc}: "
+                                      f"{exc.filename or '-'})")
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            counts["warnings"].append(f"tracking server {self.uri} gave an answer of "
+                                      f"another shape ({type(exc).__name__}: {exc})")
         return counts
 
     # ---------------------------------------------------------------- push
@@ -106,7 +111,8 @@ class Mirror:
         """Push the ledger's own runs not pushed yet; returns how many."""
         with self.store.lock(exclusive=False):
             rows, _ = self.store.read_rows()
-        pushed = {e.get("run_id") for e in store_module.read_events(self.store, self._name("pushed.jsonl"))}
+        pushed = {e.get("run_id") for e in
+                  store_module.read_events(self.store, self._name("pushed.jsonl"))}
         pending = [r for r in rows if not r.get("origin") and r.get("run_id") not in pushed]
         if not pending:
             return 0
@@ -192,7 +198,8 @@ class Mirror:
                 if claim_id not in runs:
                     runs[claim_id] = self.client.create_run(
                         self.experiment_id, name=f"claim {claim_id}",
-                        start_ms=_ms(claim.get("claimed_at")), tags=claim_tags(claim, self.store_id))
+                        start_ms=_ms(claim.get("claimed_at")),
+                        tags=claim_tags(claim, self.store_id))
                     opened += 1
             known = {e.get("claim_id"): e for e in events if e.get("event") == "claim"}
             for claim_id in [c for c in runs if c not in live]:
@@ -209,25 +216,34 @@ class Mirror:
 
     # ---------------------------------------------------------------- pull
     def pull_runs(self, full=False):
-        """Append the runs other stores pushed since the last pull; returns how many."""
+        """Append the runs other stores pushed since the last pull; returns how many.
+
+        The pull reads runs that ended at or after the cursor (the newest end time
+        seen) less the overlap, except the runs of that window it has read already
+        (their MLflow ids, kept in the state), so a quiet pull reads nothing."""
         state = store_module.read_state(self.store, self._name("state.json"))
         cursor = 0 if full else int(state.get("pull_cursor_ms") or 0)
-        since = max(0, cursor - PULL_OVERLAP_MS) if cursor else 0
-        found = self.client.search_runs(
-            self.experiment_id, f"tags.`{PREFIX}kind` = 'run' and "
-            f"tags.`{PREFIX}store` != {tracking.quoted(self.store_id)} and "
-            f"attributes.end_time >= {since}", order_by=("attributes.end_time ASC",))
-        fetched = []
-        for run in found:
-            record = record_from_run(run, self.uri, self.experiment)
-            if record is not None:
-                fetched.append(record)
+        window = {} if full else dict(state.get("pull_window") or {})
+        query = f"tags.`{PREFIX}kind` = 'run' and " \
+                f"tags.`{PREFIX}store` != {tracking.quoted(self.store_id)} and " \
+                f"attributes.end_time >= {max(0, cursor - PULL_OVERLAP_MS) if cursor else 0}"
+        if window:
+            query += " and attributes.run_id NOT IN (" + \
+                ", ".join(tracking.quoted(run_id) for run_id in sorted(window)) + ")"
+        found = self.client.search_runs(self.experiment_id, query,
+                                         order_by=("attributes.end_time ASC",))
+        fetched = [record for record in (record_from_run(run, self.uri, self.experiment)
+                                         for run in found) if record is not None]
         added = self._append_new(fetched)
-        ends = [int((run.get("info") or {}).get("end_time") or 0) for run in found]
-        if ends and max(ends) > cursor or full:
-            state = store_module.read_state(self.store, self._name("state.json"))
-            state["pull_cursor_ms"] = max(ends + [cursor])
-            store_module.write_state(self.store, self._name("state.json"), state)
+        for run in found:
+            info = run.get("info") or {}
+            window[info.get("run_id")] = int(info.get("end_time") or 0)
+        cursor = max([cursor] + list(window.values()))
+        state = store_module.read_state(self.store, self._name("state.json"))
+        state["pull_cursor_ms"] = cursor
+        state["pull_window"] = {run_id: end for run_id, end in window.items()
+                                if end >= cursor - PULL_OVERLAP_MS}
+        store_module.write_state(self.store, self._name("state.json"), state)
         return added
 
     def _append_new(self, fetched):
@@ -420,7 +436,8 @@ def claim_tags(claim, origin_store):
     shipped["config"] = {"code_sha256": (claim.get("config") or {}).get("code_sha256")} \
         if claim.get("config") else None
     return {"mlflow.runName": f"claim {claim.get('claim_id')}", PREFIX + "kind": "claim",
-            PREFIX + "store": origin_store, PREFIX + "claim": _cut(_text(shipped), tracking.MAX_TAG_CHARS),
+            PREFIX + "store": origin_store,
+            PREFIX + "claim": _cut(_text(shipped), tracking.MAX_TAG_CHARS),
             PREFIX + "expires_at": claim.get("expires_at") or "",
             PREFIX + "agent": agent.get("id") or "",
             "mlflow.note.content": f"in flight: {claim.get('description') or ''}"}

@@ -790,7 +790,7 @@ def read_state(store, name):
 
 def write_state(store, name, state):
     """Replace the side file `name` atomically by the JSON object `state`."""
-    os.makedirs(store.lab_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(side_path(store, name)), exist_ok=True)
     write_atomic(side_path(store, name), to_json(state) + "\n")
 
 
@@ -822,7 +822,7 @@ def side_lock(store, name, wait_s):
     process keeps it longer than `wait_s` seconds."""
     import fcntl
     import time
-    os.makedirs(store.lab_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(side_path(store, name)), exist_ok=True)
     fd = os.open(side_path(store, name), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + wait_s

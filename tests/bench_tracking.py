@@ -24,8 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import mlflow_server  # noqa: E402
-from memorylab_core.mirror import PULL_OVERLAP_MS  # noqa: E402
 from mlhelpers import CLI, make_repo, metrics  # noqa: E402
+from memorylab_core.mirror import PULL_OVERLAP_MS  # noqa: E402
 
 
 def timed(argv, cwd, env):

@@ -408,5 +408,17 @@ class ClientTest(unittest.TestCase):
         self.assertIn("unreachable", str(caught.exception))
 
 
+class OddServerTest(LabCase):
+    def test_an_odd_answer_is_one_warning_and_the_run_is_recorded(self):
+        server = _FakeServer([])  # answers {} to everything
+        self.addCleanup(server.close)
+        logged = self.log_keep("raise MATRIX_LR to 0.06", 0.98, "keep",
+                               "--tracking-uri", server.uri)
+        warnings = [line for line in logged.err.splitlines() if line.startswith("warning:")]
+        self.assertEqual(len(warnings), 1, logged.err)
+        self.assertIn("gave an answer of another shape", warnings[0])
+        self.assertEqual(len(self.records()), 1)
+
+
 if __name__ == "__main__":
     unittest.main()
