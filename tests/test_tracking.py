@@ -283,6 +283,24 @@ class WorktreesOneStoreTest(LabCase):
         claims = self.cli("list", "--claims", "--json", cwd=gpu2).json()["claims"]
         self.assertEqual([c["description"] for c in claims], ["raise WARMDOWN_RATIO to 0.7"])
 
+    def test_the_same_train_py_is_the_same_idea_whatever_its_words(self):
+        gpu0, gpu1, _ = self.trees
+        for tree in (gpu0, gpu1):  # both agents make the same edit, uncommitted
+            path = os.path.join(tree, "train.py")
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text.replace("EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45"))
+        self.assertEqual(self.cli("claim", "--code", "--description", "try a gentler embedding",
+                                  cwd=gpu0).code, 0)
+        words = self.cli("check", "--description", "unrelated words entirely", "--json",
+                         cwd=gpu1).json()
+        self.assertEqual([c["same_idea"] for c in words["in_flight"]], [False])
+        code = self.cli("check", "--code", "--description", "unrelated words entirely",
+                        "--fail-on-similar", cwd=gpu1)
+        self.assertEqual(code.code, 2, code)
+        self.assertIn("SAME IDEA", code.out)
+
     def test_claims_expire_and_are_never_runs(self):
         gpu0, gpu1, _ = self.trees
         self.cli("claim", "--description", "set DEPTH to 12", "--ttl-minutes", "5", cwd=gpu0)
