@@ -103,6 +103,8 @@ def add_claim(store, claim, idea, *, now, config=None, base_constants=None):
 
 def release(store, agent_id, now):
     """Release the live claims of the agent `agent_id`; returns their ids."""
+    if not os.path.exists(store_module.side_path(store, CLAIMS)):
+        return []  # no claim was ever made in this store: no lock to take
     with store.lock():
         mine = [c["claim_id"] for c in local_claims(store, now)
                 if (c.get("agent") or {}).get("id") == agent_id]
