@@ -42,11 +42,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     args = parser.parse_args()
-    command = mlflow_server.find_mlflow()
-    if command is None:
-        sys.exit(mlflow_server.SKIP_REASON)
+    server = mlflow_server.server_or_exit()
     tmp = tempfile.mkdtemp(prefix="memorylab-bench-tracking-")
-    server = mlflow_server.Server(command)
     try:
         t0 = time.perf_counter()
         server.start()

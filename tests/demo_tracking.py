@@ -84,11 +84,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshot", default=None, help="PNG path for the MLflow UI")
     args = parser.parse_args()
-    command = mlflow_server.find_mlflow()
-    if command is None:
-        sys.exit(mlflow_server.SKIP_REASON)
+    server = mlflow_server.server_or_exit()
     tmp = tempfile.mkdtemp(prefix="memorylab-demo-tracking-")
-    server = mlflow_server.Server(command)
     try:
         server.start()
         repo_a, repo_b = make_repo(os.path.join(tmp, "a")), make_repo(os.path.join(tmp, "b"))

@@ -45,6 +45,14 @@ def find_mlflow():
     return [found] if found else None
 
 
+def server_or_exit():
+    """A Server (not started yet) for the scripts, or exit naming what is missing."""
+    command = find_mlflow()
+    if command is None:
+        sys.exit(SKIP_REASON)
+    return Server(command)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
