@@ -78,6 +78,8 @@ class SharedLabTest(TwoStoresCase):
         self.assertIn("Blocked (--fail-on-similar).", check.out)
         brief = self.b("brief", "--json").json()
         self.assertEqual(brief["champion"]["run_id"], run_id)
+        report = self.b("report", "--json").json()
+        self.assertEqual(report["headline"]["champion"]["run_id"], run_id)
         pulled, = self.records(self.repo_b)
         self.assertEqual(pulled["run_id"], run_id)
         self.assertEqual(pulled["origin"]["run_id"], run_id)
