@@ -95,7 +95,8 @@ def main():
 
         step("1. A logs a baseline and an improvement; B checks the same idea")
         log_run("A", repo_a, env, tmp, "baseline", "keep", 0.9979)
-        log_run("A", repo_a, env, tmp, "raise MATRIX_LR to 0.05", "keep", 0.9931, "MATRIX_LR = 0.04", "MATRIX_LR = 0.05")
+        log_run("A", repo_a, env, tmp, "raise MATRIX_LR to 0.05", "keep", 0.9931,
+                "MATRIX_LR = 0.04", "MATRIX_LR = 0.05")
         run("B", repo_b, env, "check", "--description", "MATRIX_LR 0.04 -> 0.05",
             "--fail-on-similar")
         run("B", repo_b, env, "brief")
@@ -107,19 +108,22 @@ def main():
         run("B", repo_b, env, "claim", "--description", "deeper: DEPTH = 12")
         run("B", repo_b, env, "claim", "--description", "lower EMBEDDING_LR to 0.3")
         run("A", repo_a, env, "list", "--claims")
-        log_run("A", repo_a, env, tmp, "set DEPTH to 12", "discard", 0.9952, "DEPTH = 8", "DEPTH = 12")
+        log_run("A", repo_a, env, tmp, "set DEPTH to 12", "discard", 0.9952,
+                "DEPTH = 8", "DEPTH = 12")
         run("B", repo_b, env, "check", "--description", "DEPTH 12", "--fail-on-similar")
 
         step("3. The server stops; A logs locally; the server comes back")
         server.stop()
-        log_run("A", repo_a, env, tmp, "raise WARMDOWN_RATIO to 0.7", "keep", 0.9917, "WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 0.7")
+        log_run("A", repo_a, env, tmp, "raise WARMDOWN_RATIO to 0.7", "keep", 0.9917,
+                "WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 0.7")
         run("B", repo_b, env, "brief")
         server.start()
         run("A", repo_a, env, "list", "--limit", "3")
         run("B", repo_b, env, "brief")
         run("A", repo_a, env, "sync")
         run("B", repo_b, env, "sync")
-        log_run("B", repo_b, env, tmp, "lower EMBEDDING_LR to 0.3", "discard", 0.9968, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.3")
+        log_run("B", repo_b, env, tmp, "lower EMBEDDING_LR to 0.3", "discard", 0.9968,
+                "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.3")
         run("A", repo_a, env, "list")
         if args.screenshot:
             screenshot(server.uri, args.screenshot)
