@@ -133,16 +133,74 @@ def cmd_check(args, store, now):
                             cwd=args.cwd, now=now)
     _warn_bad_lines(result["bad_lines"])
     guard = result["novelty_guard"]
-    blocked = args.fail_on_similar and (guard.get("policy") or {}).get("decision") == "block"
+    in_flight = result["in_flight"]
+    same = [claim for claim in in_flight if claim["same_idea"]]
+    blocked = args.fail_on_similar and (
+        (guard.get("policy") or {}).get("decision") == "block" or bool(same))
     if args.json:
         _emit_json({"novelty_guard": guard, "blocked": blocked, "runs": result["runs"],
-                    "train_py": result["train_py"],
+                    "train_py": result["train_py"], "in_flight": in_flight,
                     "bad_lines": _bad_lines_json(result["bad_lines"])})
     else:
-        print("\n".join(_guard_lines(guard)))
+        print("\n".join(_guard_lines(guard)
+                        + _claim_lines(in_flight, "In flight (other agents):")))
         if blocked:
-            print("Blocked (--fail-on-similar).")
+            print(_one_line(f"Blocked (--fail-on-similar): {same[0]['agent']} has the same "
+                            "idea in flight.") if same else "Blocked (--fail-on-similar).")
     return EXIT_BLOCKED if blocked else EXIT_OK
+
+
+def _claim_lines(claims, heading):
+    """A heading and one line per live claim (none when there are no claims)."""
+    if not claims:
+        return []
+    lines = [heading]
+    for claim in claims:
+        mark = "SAME IDEA  " if claim.get("same_idea") else ""
+        where = f" (store {claim['origin']})" if claim.get("origin") else ""
+        lines.append(_one_line(f"  {mark}{claim.get('claim_id')}  until {claim.get('expires_at')}"
+                               f"  {claim.get('agent')}{where}: {claim.get('description') or ''}"))
+    return lines
+
+
+def cmd_claim(args, store, now):
+    from memorylab_core import lab
+    result = lab.claim_idea(store, description=args.description, tags=_tags(args.tags),
+                            family=args.family, hypothesis=args.hypothesis, code=args.code,
+                            ttl_minutes=args.ttl_minutes, cwd=args.cwd, now=now)
+    claim, others = result["claim"], result["in_flight"]
+    if args.json:
+        _emit_json(result)
+    elif result["claimed"]:
+        print(_one_line(f"Claimed {claim['claim_id']} for {claim['agent']['id']} until "
+                        f"{claim['expires_at']}: {claim['description']}"))
+        for line in _claim_lines(others, "Also in flight (other agents):"):
+            print(line)
+    else:
+        print("\n".join(_claim_lines(others, "In flight (other agents):")))
+        print("Not claimed: another agent has the same idea in flight.")
+    return EXIT_OK if result["claimed"] else EXIT_BLOCKED
+
+
+def cmd_sync(args, store, now):
+    mirror = _mirror(args, store, now, args.env)
+    if mirror is None:
+        from memorylab_core.records import InputError
+        raise InputError("sync needs --tracking-uri or MEMORYLAB_TRACKING_URI")
+    counts = mirror.sync(full=args.full)
+    if counts["warnings"]:  # what was done before the failure stays done
+        print(_one_line(f"error: {counts['warnings'][0]}"), file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        _emit_json(dict(counts, tracking_uri=mirror.uri, experiment=mirror.experiment))
+    elif counts["busy"]:
+        print("Another process of this store is syncing; nothing done.")
+    else:
+        print(f"Synced with {mirror.uri} (experiment {mirror.experiment}): pushed "
+              f"{counts['pushed']} runs, pulled {counts['pulled']} runs; claims opened "
+              f"{counts['claims_opened']}, closed {counts['claims_closed']}, in flight "
+              f"elsewhere {counts['claims_in_flight'] or 0}")
+    return EXIT_OK
 
 
 def cmd_log(args, store, now):
@@ -235,6 +293,11 @@ def cmd_show(args, store, now):
 
 def cmd_list(args, store, now):
     from memorylab_core import queries, views
+    if args.claims:
+        from memorylab_core import claims
+        live = [claims.summary(c) for c in claims.all_claims(store, now)]
+        text = "\n".join(_claim_lines(live, "Live claims:")) or "No live claims."
+        return _json_or_text(args, {"claims": live}, text)
     data = queries.list_runs(store, now=now, status=args.status, family=args.family,
                              tag=args.tag, since_hours=args.since_hours, limit=args.limit)
     text = views.format_list(data["runs"])
@@ -250,9 +313,12 @@ def cmd_compare(args, store, now):
 
 
 def cmd_brief(args, store, now):
-    from memorylab_core import queries, views
+    from memorylab_core import claims, queries, views
     data = queries.brief(store, now=now, last=args.last)
-    return _json_or_text(args, data, views.format_brief(data))
+    data["in_flight"] = [claims.summary(c) for c in claims.all_claims(store, now)]
+    text = "\n".join([views.format_brief(data)]
+                     + _claim_lines(data["in_flight"], "In flight (live claims):"))
+    return _json_or_text(args, data, text)
 
 
 def cmd_doctor(args, store, now):
@@ -378,6 +444,15 @@ def build_parser():
                       help="base similarity threshold in [0, 1] (default: 0.62)")
     idea.add_argument("--limit", type=int, default=3, help="closest runs to show (default: 3)")
 
+    tracking = argparse.ArgumentParser(add_help=False)
+    tracking.add_argument("--tracking-uri", default=None,
+                          help="mirror the store on this MLflow tracking server "
+                               "(default: $MEMORYLAB_TRACKING_URI; none: no mirror)")
+    tracking.add_argument("--experiment", default=None,
+                          help="MLflow experiment shared by the team (default: "
+                               "$MEMORYLAB_EXPERIMENT, else the campaign of an "
+                               "autoresearch/<tag> branch, else memorylab)")
+
     parser = _Parser(
         prog="memorylab.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="MemoryLab: research memory for autoresearch. log records every run in "
@@ -387,7 +462,8 @@ def build_parser():
         epilog="exit codes: 0 ok; 1 error (one `error:` line on stderr); 2 blocked by "
                "check\n  --fail-on-similar; 3 doctor found problems\n"
                "environment: MEMORYLAB_ROOT (store root), MEMORYLAB_NOW (an ISO 8601 UTC "
-               "time used\n  instead of the clock)\n"
+               "time used\n  instead of the clock), MEMORYLAB_TRACKING_URI and "
+               "MEMORYLAB_EXPERIMENT (the MLflow\n  tracking server and its experiment)\n"
                "reference: docs/memorylab_api.md")
     parser.add_argument("--root", default=None, metavar="PATH",
                         help="store root, before or after the command (default: "
@@ -398,15 +474,17 @@ def build_parser():
     p = sub.add_parser("init", parents=[common], help="create the store (idempotent)")
     p.set_defaults(run=cmd_init)
 
-    p = sub.add_parser("check", parents=[common, as_json, idea],
+    p = sub.add_parser("check", parents=[common, as_json, idea, tracking],
                        help="novelty guard for a planned idea")
     p.add_argument("--code", action="store_true",
                    help="also compare the current train.py's config fingerprint")
     p.add_argument("--fail-on-similar", action="store_true",
-                   help="exit 2 when the policy decision is block")
+                   help="exit 2 when the policy decision is block, or another agent "
+                        "has the same idea in flight")
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("log", parents=[common, as_json, idea], help="record a finished run")
+    p = sub.add_parser("log", parents=[common, as_json, idea, tracking],
+                       help="record a finished run")
     p.add_argument("--status", required=True, choices=("keep", "discard", "crash"),
                    help="keep (better than the best so far), discard, or crash (no result)")
     p.add_argument("--notes", default=None, help="free-form notes")
@@ -426,7 +504,26 @@ def build_parser():
                         "a finite number > 0 (default: 2)")
     p.set_defaults(run=cmd_log)
 
-    p = sub.add_parser("report", parents=[common, as_json], help="render the morning report")
+    p = sub.add_parser("claim", parents=[common, as_json, tracking],
+                       help="claim an idea this agent is about to run (exit 2: taken)")
+    p.add_argument("--description", required=True, help="what the run will change")
+    p.add_argument("--tags", default="", help="comma- or space-separated tags (lower-cased)")
+    p.add_argument("--family", default=None, help="idea family (default: general)")
+    p.add_argument("--hypothesis", default=None, help="why it should help")
+    p.add_argument("--code", action="store_true",
+                   help="also record the current train.py's fingerprint")
+    p.add_argument("--ttl-minutes", type=float, default=20.0,
+                   help="the claim expires after this many minutes (default: 20)")
+    p.set_defaults(run=cmd_claim)
+
+    p = sub.add_parser("sync", parents=[common, as_json, tracking],
+                       help="push runs and claims to the tracking server, pull the others'")
+    p.add_argument("--full", action="store_true",
+                   help="pull every run of the experiment, not only those since the last pull")
+    p.set_defaults(run=cmd_sync)
+
+    p = sub.add_parser("report", parents=[common, as_json, tracking],
+                       help="render the morning report")
     p.add_argument("--since-hours", type=float, default=16.0,
                    help="window in hours (default: 16)")
     p.add_argument("--output", default=None, help="write the markdown only to this path")
@@ -439,13 +536,15 @@ def build_parser():
                    help="run id, unique prefix of a run id or commit, or 'champion'")
     p.set_defaults(run=cmd_show)
 
-    p = sub.add_parser("list", parents=[common, as_json], help="runs, newest first")
+    p = sub.add_parser("list", parents=[common, as_json, tracking], help="runs, newest first")
     p.add_argument("--status", default=None, help="keep, discard or crash (comma-separated)")
     p.add_argument("--family", default=None, help="only this idea family")
     p.add_argument("--tag", default=None, help="only runs with this tag")
     p.add_argument("--since-hours", type=float, default=None,
                    help="only runs of the last N hours")
     p.add_argument("--limit", type=int, default=20, help="at most N runs (default: 20)")
+    p.add_argument("--claims", action="store_true",
+                   help="list the live claims (ideas in flight) instead of runs")
     p.set_defaults(run=cmd_list)
 
     p = sub.add_parser("compare", parents=[common, as_json],
@@ -454,7 +553,7 @@ def build_parser():
     p.add_argument("run_b", metavar="RUN_B", help="run id, prefix or 'champion'")
     p.set_defaults(run=cmd_compare)
 
-    p = sub.add_parser("brief", parents=[common, as_json],
+    p = sub.add_parser("brief", parents=[common, as_json, tracking],
                        help="one screen to start or resume a session")
     p.add_argument("--last", type=int, default=5, help="decisions to show (default: 5)")
     p.set_defaults(run=cmd_brief)
@@ -495,6 +594,7 @@ def main(argv=None, *, cwd=None, env=None):
         return EXIT_OK
     env = os.environ if env is None else env
     args.cwd = os.path.abspath(cwd or os.getcwd())
+    args.env = env
     for name in ("root", "summary", "log", "output", "path"):  # relative to the command's cwd
         if getattr(args, name, None):
             setattr(args, name, os.path.join(args.cwd, getattr(args, name)))
@@ -503,7 +603,15 @@ def main(argv=None, *, cwd=None, env=None):
         now = records.now_utc(env)
         store = lab.open_store(args.root, env=env, cwd=args.cwd)
         existed = os.path.isdir(store.lab_dir)
+        mirror = _mirror(args, store, now, env) if args.command in MIRRORED else None
+        if mirror is not None and args.command in PULL_FIRST:
+            _sync_quietly(mirror, "the local view is as of the last pull")
         code = args.run(args, store, now)
+        if code == EXIT_OK and args.command == "log":
+            _after_log(args, store, now, mirror)
+        elif code == EXIT_OK and args.command == "claim" and mirror is not None:
+            _sync_quietly(mirror, "the claim is recorded locally and pushed by the next "
+                                  "command", pull=False)
         if not existed and os.path.isdir(store.lab_dir) and args.command != "init":
             print(f"note: created a new MemoryLab store at {store.root}", file=sys.stderr)
         return code
@@ -521,6 +629,46 @@ def main(argv=None, *, cwd=None, env=None):
         print(_one_line(f"error: internal error: {type(exc).__name__}: {exc}"),
               file=sys.stderr)
     return EXIT_ERROR
+
+
+# ---------------------------------------------------------------- claims and the mirror
+
+PULL_FIRST = ("check", "brief", "report", "list", "claim")
+MIRRORED = PULL_FIRST + ("log",)
+
+
+def _mirror(args, store, now, env=None):
+    """The store's mirror on the tracking server named by --tracking-uri or
+    $MEMORYLAB_TRACKING_URI, or None without one."""
+    from memorylab_core import gitinfo, mirror
+    env = os.environ if env is None else env
+    uri = mirror.tracking_uri(getattr(args, "tracking_uri", None), env)
+    if uri is None:
+        return None
+    branch = gitinfo.current_branch(gitinfo.work_tree(args.cwd) or args.cwd)
+    return mirror.Mirror(store, uri, mirror.experiment_name(args.experiment, env, branch),
+                         env=env, now=now)
+
+
+def _sync_quietly(mirror, consequence, pull=True):
+    """Sync; a failure is one warning line (the local store is never affected)."""
+    counts = mirror.sync(pull=pull)
+    for warning in counts["warnings"][:1]:
+        print(_one_line(f"warning: {warning}; {consequence}"), file=sys.stderr)
+
+
+def _after_log(args, store, now, mirror):
+    """A logged run releases its agent's claim, then goes to the tracking server.
+    The run is recorded already: a failure here is a warning."""
+    from memorylab_core import claims
+    try:
+        claims.release(store, claims.agent_of(args.cwd)["id"], now)
+    except OSError as exc:
+        print(_one_line(f"warning: the claim was not released ({exc}); it expires by itself"),
+              file=sys.stderr)
+    if mirror is not None:
+        _sync_quietly(mirror, "the run is recorded locally and pushed by the next command",
+                      pull=False)
 
 
 def _quiet_stdout():

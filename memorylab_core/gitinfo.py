@@ -148,3 +148,22 @@ def diff_between(cwd, old_commit, new_commit, path=TRAIN_PY):
                for c in (old_commit, new_commit)):
         return None
     return _git(["diff", old_commit, new_commit, "--", path], cwd)
+
+
+def current_branch(tree):
+    """The branch checked out in the work tree `tree` ("HEAD" when detached), read
+    from its HEAD file without a subprocess; None when `tree` is not a work tree."""
+    dot_git = os.path.join(tree, ".git")
+    try:
+        if os.path.isfile(dot_git):  # a linked worktree: "gitdir: <path>"
+            with open(dot_git, encoding="utf-8") as f:
+                pointer = f.read().strip()
+            if not pointer.startswith("gitdir:"):
+                return None
+            dot_git = os.path.join(tree, pointer[len("gitdir:"):].strip())
+        with open(os.path.join(dot_git, "HEAD"), encoding="utf-8") as f:
+            head = f.read().strip()
+    except OSError:
+        return None
+    prefix = "ref: refs/heads/"
+    return head[len(prefix):] if head.startswith(prefix) else "HEAD"

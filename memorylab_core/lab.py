@@ -11,7 +11,7 @@ against history -> registry before -> decision packet -> one store transaction
 
 import os
 
-from . import gitinfo, records, store as store_module
+from . import claims, gitinfo, records, store as store_module
 
 # How many runs a board may lack for `log` to decide against it: runs that concurrent
 # logs appended and are still building the registry for.
@@ -167,8 +167,33 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     guard = evidence.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
                             base_constants=base_constants, config=config,
                             champion_config=champion_config, change_set=change_set)
+    in_flight = claims.in_flight(store, idea, agent=claims.agent_of(cwd), now=now,
+                                 config=config, base_constants=base_constants)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
-            "train_py": store.relpath(path) if source is not None else None}
+            "train_py": store.relpath(path) if source is not None else None,
+            "in_flight": in_flight}
+
+
+def claim_idea(store, *, description, tags=(), family=None, hypothesis=None, code=False,
+               ttl_minutes=claims.DEFAULT_TTL_MINUTES, cwd=None, now):
+    """Claim a planned idea for the agent working in `cwd` (claims.py). Refused,
+    nothing written, when another agent has the same idea in flight. Returns
+    {"claim", "claimed", "in_flight"}."""
+    from . import novelty
+    description, hypothesis, family, _ = _checked_idea(description, hypothesis, family, None)
+    claims.check_ttl(ttl_minutes)
+    source, path = _working_train_py(cwd)
+    if code and source is None:
+        raise records.InputError(f"--code: no train.py at {path}")
+    config = _fingerprint(source) if code else None
+    base_constants = config["constants"] if config else _constants(source)
+    idea = records.idea_of(description, hypothesis, family, tags)
+    claim = claims.make_claim(claims.agent_of(cwd), idea, novelty.features(idea, base_constants),
+                              config, now=now, ttl_minutes=ttl_minutes)
+    others = claims.add_claim(store, claim, idea, now=now, config=config,
+                              base_constants=base_constants)
+    return {"claim": claim, "claimed": not any(c["same_idea"] for c in others),
+            "in_flight": others}
 
 
 # ---------------------------------------------------------------- log

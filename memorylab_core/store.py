@@ -43,7 +43,7 @@ LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 SEGMENT_ROWS = 4096
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
@@ -227,7 +227,7 @@ def slim_row(record, line, shared=None):
     metrics = record.get("metrics")
     row["metrics"] = {k: (metrics[k] if is_finite_number(metrics[k]) else None)
                       for k in ROW_METRICS if k in metrics} if isinstance(metrics, dict) else {}
-    for key in ("provenance", "config", "change_set", "novelty_features", "imported"):
+    for key in ("provenance", "config", "change_set", "novelty_features", "imported", "origin"):
         value = record.get(key)
         row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
     config = row["config"]
@@ -1097,3 +1097,116 @@ def records_at(store, numbers):
             if number >= last:
                 break
     return found
+
+
+# ---------------------------------------------------------------- claims and the mirror
+# Side files of the claims and the tracking-server mirror (logic in claims.py and
+# mirror.py): append-only JSON lines and small JSON state files, never the ledger.
+
+def side_path(store, name):
+    return os.path.join(store.lab_dir, name)
+
+
+def append_event(store, name, event):
+    """Append one JSON object as a line of the side file `name` (caller holds the
+    exclusive store lock, or the side lock guarding that file): one write, fsynced,
+    torn tails fenced as in the ledger."""
+    _append_line(side_path(store, name), to_json(event, indent=None))
+
+
+def read_events(store, name):
+    """The JSON objects of the side file `name`, in order; bad or torn lines skipped."""
+    try:
+        with open(side_path(store, name), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    events = []
+    for raw in data.split(b"\n"):
+        record, problem = _parse_line(raw)
+        if record is not None and not problem:
+            events.append(record)
+    return events
+
+
+def read_state(store, name):
+    """The JSON object in the side file `name`, or {} when missing or unreadable."""
+    try:
+        with open(side_path(store, name), "rb") as f:
+            state = json.loads(f.read())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def write_state(store, name, state):
+    """Replace the side file `name` atomically by the JSON object `state`."""
+    os.makedirs(os.path.dirname(side_path(store, name)), exist_ok=True)
+    write_atomic(side_path(store, name), to_json(state) + "\n")
+
+
+def read_or_create(path, text):
+    """The content of `path`; when it does not exist, `text` is put there first,
+    complete (a temp file hard-linked into place: of two racing processes, both
+    read the winner's text)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        pass
+    tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(3).hex()}"
+    write_atomic(tmp, text)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+@contextmanager
+def side_lock(store, name, wait_s):
+    """Hold an exclusive flock on the side file `name` for work that must not hold
+    the store lock (network calls). Yields False, holding nothing, when another
+    process keeps it longer than `wait_s` seconds."""
+    import fcntl
+    import time
+    os.makedirs(os.path.dirname(side_path(store, name)), exist_ok=True)
+    fd = os.open(side_path(store, name), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        yield True
+    finally:
+        os.close(fd)
+
+
+def append_records(store, records, registry):
+    """Land records that already carry their run ids (runs pulled from another
+    store; caller holds the exclusive lock): all ledger lines in one fsynced write
+    (the commit point), then their results.tsv rows in one write, the registry and
+    the index. Returns warnings as `commit_run` does."""
+    assert store._exclusive, "append_records needs the exclusive lock"
+    if not records:
+        return []
+    store.ensure_layout()
+    _append_line(store.ledger_path, "\n".join(to_json(r, indent=None) for r in records))
+    warnings = []
+    try:
+        _append_line(store.tsv_path, "\n".join(tsv_row(r) for r in records))
+        store.write_registry(registry)
+        store.read_rows()
+    except OSError as exc:
+        warnings.append(f"results.tsv, the registry or the index was not updated "
+                        f"({exc.strerror or _short(exc)}: {exc.filename or '-'})")
+    return warnings

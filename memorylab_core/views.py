@@ -119,7 +119,8 @@ def filter_runs(rows, *, status=None, family=None, tag=None, since_hours=None,
 def list_entry(row: dict) -> dict:
     """The compact form of a run used by ``list``, ``compare`` and ``brief``."""
     packet = mapping_of(row, "decision_packet")
-    return dict(run_entry(row), next_action=text_of(packet, "next_action") or None)
+    return dict(run_entry(row), next_action=text_of(packet, "next_action") or None,
+                origin=text_of(mapping_of(row, "origin"), "store") or None)
 
 
 # ---------------------------------------------------------------- compare
@@ -323,7 +324,8 @@ def format_list(entries) -> str:
         lines.append(
             f"{one_line(e['run_id']):<24} {one_line(e['status']):<7} {_num(e['val_bpb']):>9} "
             f"{_num(e['memory_gb'], 1):>6} GB  {one_line(e['family']) or '-':<12} "
-            f"{one_line(e['description'])}")
+            f"{one_line(e['description'])}"
+            + (f"  (from store {one_line(e['origin'])})" if e.get("origin") else ""))
     return "\n".join(lines)
 
 
