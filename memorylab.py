@@ -414,6 +414,16 @@ COMMAND_HELP = {
         "Import an upstream results.tsv into the ledger; rows already imported are "
         "skipped, so it can be run again.",
         "python3 memorylab.py import-tsv results.tsv --dry-run"),
+    "claim": (
+        "Claim a planned idea for this agent (host, worktree, branch) before running it, "
+        "so that other agents sharing the store or the tracking server see it in flight. "
+        "Exit 2, nothing recorded, when another agent has the same idea in flight; log "
+        "releases the claim; it expires after --ttl-minutes.",
+        'python3 memorylab.py claim --description "raise MATRIX_LR to 0.05" --code'),
+    "sync": (
+        "Push this store's runs and claims to the MLflow tracking server and pull the "
+        "runs and live claims of other stores; prints the counts.",
+        "python3 memorylab.py sync --tracking-uri http://127.0.0.1:5000"),
 }
 
 

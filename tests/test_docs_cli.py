@@ -188,14 +188,16 @@ class JsonKeysAreDocumentedTest(LabCase):
                                          "abc1234\t0.990000\t44.0\tkeep\tbaseline\n")
         runs = {"check": ["--description", "x"], "log": None, "report": [],
                 "show": ["champion"], "list": [], "compare": [run_id, "champion"], "brief": [],
-                "doctor": [], "import-tsv": [tsv, "--dry-run"]}
+                "doctor": [], "import-tsv": [tsv, "--dry-run"],
+                "claim": ["--description", "lower the warmdown ratio"]}
         api, views = sections(read(API_DOC)), sections(read(VIEWS_DOC))
         for name, argv in runs.items():
             with self.subTest(command=name):
                 data = first if argv is None else self.ok(name, *argv, "--json").json()
                 named = set(re.findall(r"\w+", api[name] + views.get(name, "")))
                 self.assertEqual(set(data) - named, set(), f"{name} --json keys not in its docs")
-        self.assertEqual(set(self.commands_with_json()) - set(runs), set())
+        # sync needs a tracking server: its keys are checked with one in test_tracking.py
+        self.assertEqual(set(self.commands_with_json()) - set(runs), {"sync"})
 
     def commands_with_json(self):
         parser = memorylab.build_parser()

@@ -101,14 +101,16 @@ class SharedLabTest(TwoStoresCase):
         self.assertEqual(tracking.run_params(run)["const.DEPTH"], "8")
         self.assertEqual(tracking.run_tags(run)["memorylab.run_id"], run_id)
 
-    def test_a_crash_is_a_failed_run_and_b_sees_it_as_a_repeat_failure(self):
+    def test_a_crash_is_a_failed_run_and_b_sees_its_fix_as_one(self):
         log = self.write("crash.log", "Traceback\nRuntimeError: CUDA out of memory\n")
         self.ok("log", "--description", "double DEPTH", "--status", "crash", "--log", log)
         run, = self.runs()
         self.assertEqual(run["info"]["status"], "FAILED")
         data = self.b("check", "--description", "double DEPTH", "--json").json()
-        self.assertEqual(data["novelty_guard"]["classification"], "repeat_failure")
         pulled, = self.records(self.repo_b)
+        # a crash says nothing about val_bpb: B's check calls the idea a fix of A's crash
+        self.assertEqual(data["novelty_guard"]["fix_of"]["run_id"], pulled["run_id"])
+        self.assertTrue(data["novelty_guard"]["fix_of"]["out_of_memory"])
         self.assertIsNone(pulled["metrics"]["val_bpb"])
         self.assertEqual(pulled["error"]["summary"], "RuntimeError: CUDA out of memory")
 
@@ -230,7 +232,11 @@ class ServerDownTest(TwoStoresCase):
         self.server.start()
         listed = self.a("list")  # the next command pushes
         self.assertEqual(listed.err, "")
-        self.assertEqual(self.a("sync", "--json").json()["pushed"], 0)
+        synced = self.a("sync", "--json").json()
+        self.assertEqual(synced["pushed"], 0)
+        with open(os.path.join(REPO_ROOT, "docs", "memorylab_api.md"), encoding="utf-8") as f:
+            sync_doc = f.read().split("### sync", 1)[1].split("\n## ", 1)[0]
+        self.assertEqual([key for key in synced if f"`{key}`" not in sync_doc], [])
         seen = self.b("list", "--json").json()
         self.assertEqual([r["run_id"] for r in seen["runs"]], [run_id])
         self.assertEqual(self.b("sync", "--json").json()["pulled"], 0)
