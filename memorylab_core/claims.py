@@ -85,7 +85,7 @@ def all_claims(store, now):
     return local_claims(store, now) + remote_claims(store, now)
 
 
-def add_claim(store, claim, idea, *, now, config=None, base_constants=None):
+def add_claim(store, claim, idea, *, now, config=None, base_constants=None, change_set=None):
     """Record `claim` (the agent's earlier claims are superseded by it), unless
     another agent has the same idea in flight: checked and written under one
     exclusive lock, so two agents of one store cannot both claim it. Returns the
@@ -94,7 +94,7 @@ def add_claim(store, claim, idea, *, now, config=None, base_constants=None):
     with store.lock():
         store.ensure_layout()
         others = in_flight(store, idea, agent=claim["agent"], now=now, config=config,
-                           base_constants=base_constants)
+                           base_constants=base_constants, change_set=change_set)
         if not any(c["same_idea"] for c in others):
             store_module.append_event(store, CLAIMS, claim)
             _compact(store, now)
@@ -133,7 +133,7 @@ def claim_row(claim):
             "novelty_features": claim.get("novelty_features"), "config": claim.get("config")}
 
 
-def same_ideas(idea, claims, *, config=None, base_constants=None):
+def same_ideas(idea, claims, *, config=None, base_constants=None, change_set=None):
     """{claim_id: reason} of the claims that are the same idea as `idea`: the same
     train.py fingerprint, or the same parsed change (what the novelty guard calls a
     duplicate). The one place that decides what "the same idea" is for a claim."""
@@ -141,16 +141,18 @@ def same_ideas(idea, claims, *, config=None, base_constants=None):
     if not claims:
         return {}
     guard = novelty.assess(idea, [claim_row(c) for c in claims], mode="exploit",
-                           limit=len(claims), base_constants=base_constants, config=config)
+                           limit=len(claims), base_constants=base_constants, config=config,
+                           change_set=change_set)
     return {m["run_id"]: m.get("reason") or m.get("relation") for m in guard["top_matches"]
             if m["category"] == "duplicate_run"}
 
 
-def in_flight(store, idea, *, agent, now, config=None, base_constants=None):
+def in_flight(store, idea, *, agent, now, config=None, base_constants=None, change_set=None):
     """The live claims of other agents, each with `same_idea` (and why), for check."""
     others = [c for c in all_claims(store, now)
               if (c.get("agent") or {}).get("id") != agent["id"]]
-    same = same_ideas(idea, others, config=config, base_constants=base_constants)
+    same = same_ideas(idea, others, config=config, base_constants=base_constants,
+                      change_set=change_set)
     return [summary(c, same_idea=c.get("claim_id") in same, reason=same.get(c.get("claim_id")))
             for c in others]
 

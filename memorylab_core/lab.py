@@ -168,7 +168,8 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
                             base_constants=base_constants, config=config,
                             champion_config=champion_config, change_set=change_set)
     in_flight = claims.in_flight(store, idea, agent=claims.agent_of(cwd), now=now,
-                                 config=config, base_constants=base_constants)
+                                 config=config, base_constants=base_constants,
+                                 change_set=change_set)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
             "train_py": store.relpath(path) if source is not None else None,
             "in_flight": in_flight}
@@ -187,11 +188,13 @@ def claim_idea(store, *, description, tags=(), family=None, hypothesis=None, cod
         raise records.InputError(f"--code: no train.py at {path}")
     config = _fingerprint(source) if code else None
     base_constants = config["constants"] if config else _constants(source)
+    change_set = _working_change(cwd, source, config["constants"]) if code else None
     idea = records.idea_of(description, hypothesis, family, tags)
-    claim = claims.make_claim(claims.agent_of(cwd), idea, novelty.features(idea, base_constants),
-                              config, now=now, ttl_minutes=ttl_minutes)
+    features = novelty.features(idea, base_constants, change_set)  # code is its identity
+    claim = claims.make_claim(claims.agent_of(cwd), idea, features, config, now=now,
+                              ttl_minutes=ttl_minutes)
     others = claims.add_claim(store, claim, idea, now=now, config=config,
-                              base_constants=base_constants)
+                              base_constants=base_constants, change_set=change_set)
     return {"claim": claim, "claimed": not any(c["same_idea"] for c in others),
             "in_flight": others}
 

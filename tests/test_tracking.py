@@ -309,6 +309,32 @@ class WorktreesOneStoreTest(LabCase):
         self.assertEqual(code.code, 2, code)
         self.assertIn("SAME IDEA", code.out)
 
+    def test_the_same_edit_on_another_base_is_the_same_idea(self):
+        gpu0, gpu1, _ = self.trees
+        # gpu0's branch moved on (another constant committed): its train.py differs
+        path = os.path.join(gpu0, "train.py")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 0.6"))
+        git(gpu0, "commit", "-qam", "warmdown 0.6")
+        for tree in (gpu0, gpu1):  # then both agents make the same edit, uncommitted
+            path = os.path.join(tree, "train.py")
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text.replace("EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45"))
+        self.assertEqual(self.cli("claim", "--code", "--description", "try a gentler embedding",
+                                  cwd=gpu0).code, 0)
+        code = self.cli("check", "--code", "--description", "unrelated words entirely",
+                        "--fail-on-similar", cwd=gpu1)
+        self.assertEqual(code.code, 2, code)
+        self.assertIn("SAME IDEA", code.out)
+        refused = self.cli("claim", "--code", "--description", "unrelated words entirely",
+                           cwd=gpu1)
+        self.assertEqual(refused.code, 2, refused)
+        self.assertIn("Not claimed: another agent has the same idea in flight.", refused.out)
+
     def test_claims_expire_and_are_never_runs(self):
         gpu0, gpu1, _ = self.trees
         self.cli("claim", "--description", "set DEPTH to 12", "--ttl-minutes", "5", cwd=gpu0)
