@@ -90,6 +90,10 @@ def _guard_lines(guard):
         lines.append("Config delta vs champion: " + "; ".join(
             f"{d.get('name')} {d.get('old')!r} -> {d.get('new')!r}" for d in delta))
     matches = guard.get("top_matches") or []
+    fix_of = guard.get("fix_of")
+    if isinstance(fix_of, dict):
+        lines.append(f"Fix of crashed run {fix_of.get('run_id')} ({fix_of.get('commit')}): "
+                     f"{fix_of.get('error')}")
     if guard.get("match_count"):
         lines.append("Closest prior runs:")
         for match in matches:
@@ -97,7 +101,7 @@ def _guard_lines(guard):
                 f"  {match.get('category') or '-'}  score {_num(match.get('score'), 3)}  "
                 f"{match.get('run_id')}  {match.get('commit')}  {match.get('status')}  "
                 f"val_bpb {_num(match.get('val_bpb'))}  {match.get('description') or ''}")
-    else:
+    elif not isinstance(fix_of, dict):
         lines.append("Nothing close matched: no prior run at or above the effective threshold.")
     explanation = guard.get("explanation")
     if isinstance(explanation, str) and explanation:

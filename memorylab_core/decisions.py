@@ -149,10 +149,6 @@ def _run_view(record):
 # The record's class on the board: the board before the record, its group after it
 
 
-def _count(value):
-    return value if type(value) is int and value >= 1 else 1
-
-
 class _Side:
     """A replicate group on the board: its entry, values, n, mean, sd."""
 

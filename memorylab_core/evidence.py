@@ -47,8 +47,8 @@ def assign_role(record, history, guard, mode):
             if type(theirs) is dict and theirs.get("code_sha256") == code and \
                     status_of(row) != "crash" and run_seed(row) != seed:
                 return "replicate"
-    if isinstance(guard, dict) and guard.get("fix_of"):
-        return "fix"
+    if isinstance(guard, dict) and guard.get("fix_of") and record.get("status") != "crash":
+        return "fix"  # a crash again is no fix of the earlier one
     return DEFAULT_ROLE
 
 
@@ -97,8 +97,9 @@ def assess(idea, history, **options):
             return guard
         crash = next(row for row in reversed(crashes) if row.get("run_id") == found[0]["run_id"])
         if all(match.get("run_id") != crash.get("run_id") for match in guard["top_matches"]):
-            guard["top_matches"] = [found[0]] + guard["top_matches"][:max(0, options.get(
-                "limit", 3) - 1)]
+            # shown with the matches, under its own category: it counts as no failure
+            guard["top_matches"] = [dict(found[0], category="fix_of_crash")] + \
+                guard["top_matches"][:max(0, options.get("limit", 3) - 1)]
     run_id = crash.get("run_id")
     oom = looks_like_oom(error_text(crash.get("error")))
     guard["fix_of"] = {"run_id": run_id, "commit": crash.get("commit"),

@@ -314,7 +314,7 @@ def import_tsv(store, path, *, now, dry_run=False, strict=False, class_name=None
     from . import registry
     from .store import slim_row
     if class_name is not None:
-        class_name = records.check_family(class_name)
+        class_name = records.check_family(class_name, "--class")
         if class_name is None:
             raise records.InputError("--class must not be empty")
     text = _read_text(path)

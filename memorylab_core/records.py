@@ -140,14 +140,14 @@ def check_text(text, flag):
     return text
 
 
-def check_family(text):
-    """The idea family: stripped; None (the default family) when blank; at most
-    MAX_FAMILY_CHARS printable characters."""
+def check_family(text, flag="--family"):
+    """The idea family (or another short name given with `flag`): stripped; None (the
+    default family) when blank; at most MAX_FAMILY_CHARS printable characters."""
     if text is None or not text.strip():
         return None
     text = text.strip()
     if len(text) > MAX_FAMILY_CHARS or not text.isprintable():
-        raise InputError(f"--family must be at most {MAX_FAMILY_CHARS} printable characters "
+        raise InputError(f"{flag} must be at most {MAX_FAMILY_CHARS} printable characters "
                          f"on one line, got {text[:40]!r}")
     return text
 

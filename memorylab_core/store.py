@@ -622,7 +622,7 @@ class Store:
                 if (type(on_disk) is int and on_disk >= ledger_size) or \
                         (self.ledger_size() or 0) < ledger_size:
                     return False
-                self.write_registry(registry)
+                self.write_registry(registry, ledger_size)
         except OSError:
             return False
         return True
@@ -656,12 +656,14 @@ class Store:
             write_atomic(self.tsv_path, TSV_HEADER)
         _append_line(self.tsv_path, "\n".join(tsv_row(record) for record in records))
 
-    def write_registry(self, registry):
-        """Rewrite the registry (caller holds the store lock). Atomic but not
-        fsynced: it is derived, and a registry lost to a power cut reads as stale
-        (`fresh_registry`) and is rebuilt."""
+    def write_registry(self, registry, ledger_size=None):
+        """Rewrite the registry (caller holds the store lock), stamped with the size
+        of the ledger it was built for (`ledger_size`, else the ledger's size now).
+        Atomic but not fsynced: it is derived, and a registry lost to a power cut
+        reads as stale (`fresh_registry`) and is rebuilt."""
         os.makedirs(self.lab_dir, exist_ok=True)
-        registry = dict(registry, ledger_size=self.ledger_size())
+        registry = dict(registry, ledger_size=self.ledger_size() if ledger_size is None
+                        else ledger_size)
         write_atomic(self.registry_path, to_json(registry) + "\n", durable=False)
 
     def fresh_registry(self, run_count, rows=None):

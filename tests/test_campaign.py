@@ -136,6 +136,27 @@ class Campaign(LabCase):
         variant = self.check("DEPTH 8 -> 10")
         self.assertEqual(variant.code, 0, variant)
 
+    def test_a_crash_again_is_no_fix_and_its_fix_counts_as_no_match(self):
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        self.edit('ACTIVATION = "relu2"', 'ACTIVATION = "swiglu"', "swiglu")
+        for _ in range(2):  # the same idea crashes twice (the agent retried it unchanged)
+            self.train(error="NameError: name 'swiglu' is not defined")
+            self.log("SwiGLU instead of relu^2", "crash",
+                     crash="NameError: name 'swiglu' is not defined")
+        first, again = self.records()[-2:]
+        self.assertEqual((first["role"], again["role"]), ("experiment", "experiment"))
+        self.reset()
+        result = self.check("SwiGLU instead of relu^2")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(f"Fix of crashed run {again['run_id']} ({again['commit']}): NameError",
+                      result.out)
+        self.assertNotIn("Nothing close matched", result.out)
+        guard = self.ok("check", "--description", "SwiGLU instead of relu^2", "--json") \
+            .json()["novelty_guard"]
+        self.assertEqual(guard["counts"]["repeat_failure"], 0)
+        self.assertEqual([m["category"] for m in guard["top_matches"]][:1], ["fix_of_crash"])
+
     # ---- the night
     def test_a_night(self):
         self.assertIn("Next: baseline", self.brief())

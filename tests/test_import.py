@@ -240,6 +240,8 @@ class RealShapedImportTest(LabCase):
     def test_six_columns_with_artifact_mb_in_a_class_of_their_own(self):
         self.log_keep("native baseline", 0.99)
         self.write("six.tsv", SIX)
+        self.assertIn("error: --class must be at most",
+                      self.fails("import-tsv", "six.tsv", "--class", "a\nb"))
         self.ok("import-tsv", "six.tsv", "--class", "parameter-golf 16MB")
         imported = self.records()[1:]
         self.assertEqual([r["metrics"]["artifact_mb"] for r in imported], [15.2, 12.9, 15.3])

@@ -348,6 +348,26 @@ class RegistryFreshnessTest(LedgerCase):
         self.assertEqual(self.registry()["experiments"], 2)
         self.assertIsNotNone(store.fresh_registry(2))
 
+    def test_registries_written_out_of_order_keep_the_newest(self):
+        # two logs commit, then write their registries (built after the lock) in the
+        # order A, B: each is stamped with the ledger it was built for, so B's lands
+        self.log_keep("first", 0.99)
+        deferred = []
+        real = Store.write_registry_if_newer
+        Store.write_registry_if_newer = lambda store, registry, size: deferred.append(
+            (registry, size))
+        try:
+            self.log_keep("second", 0.98)
+            self.log_keep("third", 0.97)
+        finally:
+            Store.write_registry_if_newer = real
+        store = Store(self.repo)
+        self.assertEqual([store.write_registry_if_newer(registry, size)
+                          for registry, size in deferred], [True, True])
+        self.assertEqual(self.registry()["experiments"], 3)
+        rows, _ = store.read_rows()
+        self.assertIsNotNone(store.fresh_registry(3, rows))
+
 
 class ParentChainTest(LabCase):
     def test_lineage_uses_parent_commits(self):
