@@ -654,8 +654,10 @@ MIRRORED = PULL_FIRST + ("log",)
 def _mirror(args, store, now, env=None):
     """The store's mirror on the tracking server named by --tracking-uri or
     $MEMORYLAB_TRACKING_URI, or None without one."""
-    from memorylab_core import gitinfo, mirror
     env = os.environ if env is None else env
+    if not (getattr(args, "tracking_uri", None) or env.get("MEMORYLAB_TRACKING_URI")):
+        return None  # no server: the HTTP client is never imported
+    from memorylab_core import gitinfo, mirror
     uri = mirror.tracking_uri(getattr(args, "tracking_uri", None), env)
     if uri is None:
         return None

@@ -11,7 +11,6 @@ touches the ledger.
 """
 
 import os
-import socket
 
 from . import gitinfo, records, store as store_module
 
@@ -26,6 +25,7 @@ def agent_of(cwd):
     """{"id", "host", "worktree", "branch"} of the agent running in `cwd`."""
     tree = gitinfo.work_tree(cwd) or os.path.abspath(cwd or os.getcwd())
     branch = gitinfo.current_branch(tree) or "-"
+    import socket  # here: `check` without claims need not pay for the import
     host = socket.gethostname()
     return {"id": f"{host}:{tree}:{branch}", "host": host, "worktree": tree, "branch": branch}
 
@@ -148,9 +148,15 @@ def same_ideas(idea, claims, *, config=None, base_constants=None, change_set=Non
 
 
 def in_flight(store, idea, *, agent, now, config=None, base_constants=None, change_set=None):
-    """The live claims of other agents, each with `same_idea` (and why), for check."""
-    others = [c for c in all_claims(store, now)
-              if (c.get("agent") or {}).get("id") != agent["id"]]
+    """The live claims of other agents, each with `same_idea` (and why), for check.
+    `agent` is the agent's dict, or the working directory to find it from (looked up
+    only when there are live claims: it asks git for the branch)."""
+    live_claims = all_claims(store, now)
+    if not live_claims:
+        return []
+    if not isinstance(agent, dict):
+        agent = agent_of(agent)
+    others = [c for c in live_claims if (c.get("agent") or {}).get("id") != agent["id"]]
     same = same_ideas(idea, others, config=config, base_constants=base_constants,
                       change_set=change_set)
     return [summary(c, same_idea=c.get("claim_id") in same, reason=same.get(c.get("claim_id")))

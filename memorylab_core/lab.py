@@ -167,7 +167,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     guard = evidence.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
                             base_constants=base_constants, config=config,
                             champion_config=champion_config, change_set=change_set)
-    in_flight = claims.in_flight(store, idea, agent=claims.agent_of(cwd), now=now,
+    in_flight = claims.in_flight(store, idea, agent=cwd, now=now,
                                  config=config, base_constants=base_constants,
                                  change_set=change_set)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
