@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -68,12 +69,9 @@ def build(root):
     best = 0.9979
     log("baseline", "keep", "2026-01-01T00:00:00Z", best)
     best_commit = mlhelpers.git(repo, "rev-parse", "HEAD")
-    lr = 40
     for i, idea in enumerate(IDEAS, 1):
         now = f"2026-01-01T{i * 10 // 60:02d}:{i * 10 % 60:02d}:00Z"
-        mlhelpers.commit_change(repo, f"MATRIX_LR = {lr / 1000:g}", f"MATRIX_LR = {(lr + 1) / 1000:g}",
-                                idea)
-        lr += 1
+        commit_idea(repo, idea)
         if i - 1 in CRASHES:
             log(idea, "crash", now, error=CRASHES[i - 1])
             continue
@@ -103,6 +101,27 @@ def screenshot(page, png, size="1200,1600"):
                        check=True, capture_output=True, timeout=120)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+FILLER = {"raise", "lower", "to", "with", "instead", "of", "add", "on", "all", "double"}
+
+
+def commit_idea(repo, idea):
+    """Commit a train.py whose code does what `idea` says, as an agent's would: the lab
+    reads an idea's identity from the code. "warmdown ratio 0.6" sets WARMDOWN_RATIO =
+    0.6; an idea without a number switches a flag named after it on."""
+    name = "_".join(w for w in re.findall(r"[a-z]+", idea.lower()) if w not in FILLER).upper()
+    value = (re.findall(r"\d+\*\*\d+|\d+(?:\.\d+)?(?:e-?\d+)?", idea) or ["True"])[-1]
+    path = os.path.join(repo, "train.py")
+    with open(path) as f:
+        text = f.read()
+    line = f"{name} = {value}"
+    text, found = re.subn(rf"^{name} = .*$", line, text, flags=re.M)
+    if not found:
+        text = text.replace("\n\n\ndef main", f"\n{line}\n\n\ndef main", 1)
+    with open(path, "w") as f:
+        f.write(text)
+    mlhelpers.git(repo, "commit", "-q", "-am", idea)
 
 
 def main():
