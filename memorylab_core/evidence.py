@@ -23,7 +23,8 @@ from memorylab_core.noise import run_seed
 
 ROLES = ("experiment", "replicate", "fix")
 DEFAULT_ROLE = "experiment"
-NOT_KNOBS = frozenset({"SEED"})  # a rerun's seed is noise, not an idea
+# A rerun's seed is noise, not an idea; the MFU peak only scales a reported figure.
+NOT_KNOBS = frozenset({"SEED", "H100_BF16_PEAK_FLOPS"})
 
 
 def role_of(row):
@@ -89,10 +90,13 @@ def assess(idea, history, **options):
     if crash is None:
         # the same change in code, else in words: a fix changes the code, so its words
         # (what the agent meant) may be all it shares with the crash
+        # (the crash's code may not even fold: `DEPTH = 12 * typo` reads as DEPTH unset)
         words_only = {key: value for key, value in options.items()
                       if key not in ("config", "change_set", "champion_config")}
+        said = [dict(row, change_set=None, novelty_features=None, config=None)
+                for row in crashes]
         found = novelty.assess(idea, crashes, **options)["top_matches"] or \
-            novelty.assess(idea, crashes, **words_only)["top_matches"]
+            novelty.assess(idea, said, **words_only)["top_matches"]
         if not found:
             return guard
         crash = next(row for row in reversed(crashes) if row.get("run_id") == found[0]["run_id"])

@@ -51,6 +51,7 @@ import heapq
 import math
 
 from memorylab_core import noise, stats
+from memorylab_core.evidence import NOT_KNOBS
 from memorylab_core.facts import (CLASS, COMMIT, FACTS_VERSION, FAILURE, GROUP, IMPORTED, KNOBS,
                                   PARENT, ROLE, STATUS, VALUE, facts_of)
 from memorylab_core.failures import failure_clusters
@@ -204,7 +205,7 @@ def knob_counts(rows, facts=None):
         constants = config.get("constants") if isinstance(config, dict) else None
         if isinstance(constants, dict) and constants:
             for name in constants:
-                if isinstance(name, str):
+                if isinstance(name, str) and name not in NOT_KNOBS:
                     counts.setdefault(name, 0)
             break
     return counts

@@ -157,6 +157,19 @@ class Campaign(LabCase):
         self.assertEqual(guard["counts"]["repeat_failure"], 0)
         self.assertEqual([m["category"] for m in guard["top_matches"]][:1], ["fix_of_crash"])
 
+    def test_the_fix_of_a_constant_that_did_not_fold_is_a_fix(self):
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        self.edit("DEPTH = 8", "DEPTH = 12 * depth_mult", "depth 12")  # a typo: no value
+        self.train(error="NameError: name 'depth_mult' is not defined")
+        self.log("DEPTH 8 -> 12", "crash", crash="NameError: name 'depth_mult' is not defined")
+        crashed = self.records()[-1]["run_id"]
+        self.reset()
+        self.edit("DEPTH = 8", "DEPTH = 12", "depth 12, fixed")
+        result = self.check("DEPTH 8 -> 12", "--code")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(f"Fix of crashed run {crashed}", result.out)
+
     # ---- the night
     def test_a_night(self):
         self.assertIn("Next: baseline", self.brief())
