@@ -303,15 +303,18 @@ class _Case:
         self.test = None
         self.replicate = None
 
-    def advise_replicates(self, seeds):
+    def advise_replicates(self, seeds, side=None):
+        """Ask for reruns of this run's group, or of `side` (another group, a _Side)."""
+        commit = self.commit if side is None else side.entry.get("commit")
         words = ", ".join(str(seed) for seed in seeds)
         self.replicate = {
-            "commit": self.commit, "group": self.key, "n": self.n, "seeds": seeds,
+            "commit": commit, "group": self.key if side is None else side.key,
+            "n": self.n if side is None else side.n, "seeds": seeds,
             "env": SEED_ENV, "mode": "replicate",
             "commands": [f"{SEED_ENV}={seed} {RUN_COMMAND}" for seed in seeds],
-            "note": f"run with train.py as at commit {self.commit}, one run per seed, and log "
+            "note": f"run with train.py as at commit {commit}, one run per seed, and log "
                     "each with --mode replicate"}
-        return f"rerun commit {self.commit} with {SEED_ENV}={words} (--mode replicate)"
+        return f"rerun commit {commit} with {SEED_ENV}={words} (--mode replicate)"
 
     def noise_words(self, delta):
         threshold = self.k * self.sigma
@@ -336,6 +339,16 @@ def _contender(case):
     delta = opponent.mean - mean
     if delta > EPSILON:
         return _win(case, delta)
+    if case.is_champion_group and opponent.n < 2 and -delta < case.k * case.sigma - EPSILON:
+        # a single run now leads, within the noise: rerun it before anyone builds on it
+        seeds = noise.next_seeds(opponent.entry.get("seeds") or (), REPLICATE_SEEDS)
+        return ("replicate", "high",
+                f"Replicate run {opponent.run_id}: reruns of champion {case.champion.run_id} "
+                f"average {_fmt(mean)} (n={n}), behind {opponent.run_id} "
+                f"({_fmt(opponent.mean)}, a single run) by {case.noise_words(-delta)}; reset to "
+                f"its commit and {case.advise_replicates(seeds, opponent)}.",
+                "A single run leads the board by less than the noise: replicate it before "
+                "building on it, as any candidate.")
     if case.is_champion_group:
         return ("branch_followup", "medium",
                 f"Branch a follow-up from run {opponent.run_id}: reruns of champion "

@@ -195,8 +195,12 @@ class NoiseAwareRules(unittest.TestCase):
         history = [run(1, "keep", 1.000), run(2, "keep", 0.9995, commit="bbbbbbb")]
         packet = decide(history, run(3, "keep", 1.0045, commit="bbbbbbb"), "duplicate_run")
         # the group mean (1.002) now trails the runner-up, the old champion, which leads again
-        self.assertEqual((packet["next_action"], packet["priority"]), ("branch_followup", "medium"))
-        self.assertIn(f"Branch a follow-up from run {history[0]['run_id']}", packet["summary"])
+        # on a single run and within the noise: that run is replicated before anyone builds on it
+        self.assertEqual((packet["next_action"], packet["priority"]), ("replicate", "high"))
+        self.assertIn(f"Replicate run {history[0]['run_id']}: reruns of champion", packet["summary"])
+        self.assertIn("a single run) by Δ=0.002000 <", packet["summary"])
+        self.assertEqual(packet["replicate"]["commit"], history[0]["commit"])
+        self.assertEqual(packet["replicate"]["seeds"], [43, 44])
         self.assertEqual(packet["comparison"]["current_champion_run_id"], history[0]["run_id"])
         history = [run(1, "keep", 1.000), run(2, "keep", 0.990),
                    run(3, "keep", 0.9995, commit="bbbbbbb")]
