@@ -192,6 +192,7 @@ def cmd_sync(args, store, now):
         from memorylab_core.records import InputError
         raise InputError("sync needs --tracking-uri or MEMORYLAB_TRACKING_URI")
     counts = mirror.sync(full=args.full)
+    _print_skipped(counts)
     if counts["warnings"]:  # what was done before the failure stays done
         print(_one_line(f"error: {counts['warnings'][0]}"), file=sys.stderr)
         return EXIT_ERROR
@@ -669,8 +670,15 @@ def _mirror(args, store, now, env=None):
 def _sync_quietly(mirror, consequence, pull=True):
     """Sync; a failure is one warning line (the local store is never affected)."""
     counts = mirror.sync(pull=pull)
+    _print_skipped(counts)
     for warning in counts["warnings"][:1]:
         print(_one_line(f"warning: {warning}; {consequence}"), file=sys.stderr)
+
+
+def _print_skipped(counts):
+    """One warning line per pulled run that could not be recorded (named once)."""
+    for line in counts["skipped"]:
+        print(_one_line(f"warning: {line}"), file=sys.stderr)
 
 
 def _after_log(args, store, now, mirror):

@@ -12,8 +12,11 @@ stores (machines), each pushing its own runs and claims and pulling the others'.
   (ordered by their end time, which is when they were pushed; a one-minute
   overlap absorbs clock skew, and duplicates are recognised by their origin)
   are appended to the local ledger with `origin` = {store, run_id,
-  mlflow_run_id, tracking_uri, experiment}; live claims of other stores replace
-  remote_claims.json.
+  mlflow_run_id, tracking_uri, experiment}, through the store's one commit path
+  (`Store.commit_run`); live claims of other stores replace remote_claims.json.
+  A pulled run that cannot be recorded (its run id no folder name, its time
+  unparseable) is skipped and named once; a metric that is no sane number is
+  recorded as missing.
 - The ledger stays the source of truth: the network is never touched under the
   store lock, a failure is one warning line and the next command tries again.
 
@@ -27,7 +30,7 @@ import json
 import os
 
 from . import claims as claims_module
-from . import records, store as store_module, tracking
+from . import evidence, records, store as store_module, tracking
 
 PULL_OVERLAP_MS = 60 * 1000  # re-read window of a pull: clock skew between machines
 FEW_PENDING = 16  # up to this many runs to push are looked up on the server one by one
@@ -80,9 +83,10 @@ class Mirror:
 
     def sync(self, push=True, pull=True, full=False):
         """Push then pull. Returns {"pushed", "claims_opened", "claims_closed",
-        "pulled", "claims_in_flight", "warnings", "busy"}; a failure is a warning."""
+        "pulled", "skipped", "claims_in_flight", "warnings", "busy"}; a failure is a
+        warning; `skipped` names the pulled runs that could not be recorded."""
         counts = {"pushed": 0, "claims_opened": 0, "claims_closed": 0, "pulled": 0,
-                  "claims_in_flight": None, "warnings": [], "busy": False}
+                  "skipped": [], "claims_in_flight": None, "warnings": [], "busy": False}
         try:
             with store_module.side_lock(self.store, self._name(".lock"), self.wait_s) as held:
                 if not held:  # another process of this store is talking to the server
@@ -94,14 +98,15 @@ class Mirror:
                     counts["pushed"] = self.push_runs()
                     counts["claims_opened"], counts["claims_closed"] = self.push_claims()
                 if pull:
-                    counts["pulled"] = self.pull_runs(full=full)
+                    counts["pulled"], counts["skipped"], problems = self.pull_runs(full=full)
+                    counts["warnings"].extend(problems)
                     counts["claims_in_flight"] = self.pull_claims()
         except tracking.TrackingError as exc:
             counts["warnings"].append(f"tracking server {exc}")
         except OSError as exc:  # the mirror's own files; the ledger is never at stake
             counts["warnings"].append(f"mirror state not written ({exc.strerror or exc}: "
                                       f"{exc.filename or '-'})")
-        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
             counts["warnings"].append(f"tracking server {self.uri} gave an answer of "
                                       f"another shape ({type(exc).__name__}: {exc})")
         return counts
@@ -216,7 +221,9 @@ class Mirror:
 
     # ---------------------------------------------------------------- pull
     def pull_runs(self, full=False):
-        """Append the runs other stores pushed since the last pull; returns how many.
+        """Append the runs other stores pushed since the last pull. Returns (how many,
+        [one line per run skipped as unusable], [problems after the runs were recorded]).
+        A skipped run is read past like the others: it is named once, never again.
 
         The pull reads runs that ended at or after the cursor (the newest end time
         seen) less the overlap, except the runs of that window it has read already
@@ -232,9 +239,17 @@ class Mirror:
                 ", ".join(tracking.quoted(run_id) for run_id in sorted(window)) + ")"
         found = self.client.search_runs(self.experiment_id, query,
                                          order_by=("attributes.end_time ASC",))
-        fetched = [record for record in (record_from_run(run, self.uri, self.experiment)
-                                         for run in found) if record is not None]
-        added = self._append_new(fetched)
+        fetched, skipped = [], []
+        for run in found:
+            try:
+                record = record_from_run(run, self.uri, self.experiment)
+            except ValueError as exc:
+                skipped.append(f"pulled run {(run.get('info') or {}).get('run_id')} of "
+                               f"{self.uri} skipped: {exc}")
+                continue
+            if record is not None:
+                fetched.append(record)
+        added, problems = self._append_new(fetched)
         for run in found:
             info = run.get("info") or {}
             window[info.get("run_id")] = int(info.get("end_time") or 0)
@@ -244,36 +259,44 @@ class Mirror:
         state["pull_window"] = {run_id: end for run_id, end in window.items()
                                 if end >= cursor - PULL_OVERLAP_MS}
         store_module.write_state(self.store, self._name("state.json"), state)
-        return added
+        return added, skipped, problems
 
     def _append_new(self, fetched):
-        """Append the fetched records whose origin is not in the ledger yet."""
-        if not fetched:
-            return 0
-        from . import registry
-        with self.store.lock():
-            rows, _ = self.store.read_rows()
-            have = {(o.get("store"), o.get("run_id")) for o in
-                    (r.get("origin") for r in rows) if isinstance(o, dict)}
-            known = {r.get("run_id") for r in rows}
-            fresh = []
-            for record in fetched:
-                origin = record["origin"]
-                if (origin["store"], origin["run_id"]) in have:
-                    continue
-                have.add((origin["store"], origin["run_id"]))
-                if self.store.taken(record["run_id"], known):
-                    record["run_id"] = records.unique_run_id(
-                        record["timestamp_utc"], record["commit"],
-                        lambda run_id: self.store.taken(run_id, known))
-                known.add(record["run_id"])
-                fresh.append(record)
-            if fresh:
-                after = rows + [store_module.slim_row(r, None) for r in fresh]
-                for problem in store_module.append_records(
-                        self.store, fresh, registry.build_registry(after, now=self.now)):
-                    raise tracking.TrackingError(f"pulled runs were recorded, but {problem}")
-        return len(fresh)
+        """Append the fetched records whose origin is not in the ledger yet, through
+        the store's one commit path (`commit_run`, a batch at a time, as import-tsv
+        does); the registry is written after the lock. A record whose run id is taken
+        here gets one made from its time and commit. Returns (how many, warnings)."""
+        from . import importer, registry
+        added, warnings, rows = 0, [], None
+        for start in range(0, len(fetched), importer.BATCH_ROWS):
+            with self.store.lock():
+                self.store.ensure_layout()
+                rows, _ = self.store.read_rows()
+                have = {(o.get("store"), o.get("run_id")) for o in
+                        (r.get("origin") for r in rows) if isinstance(o, dict)}
+                known = {r.get("run_id") for r in rows}
+                fresh = []
+                for record in fetched[start:start + importer.BATCH_ROWS]:
+                    origin = record["origin"]
+                    if (origin["store"], origin["run_id"]) in have:
+                        continue
+                    have.add((origin["store"], origin["run_id"]))
+                    if self.store.taken(record["run_id"], known):
+                        record["run_id"] = importer.run_id_for(
+                            record, self.now, lambda run_id: self.store.taken(run_id, known))
+                    known.add(record["run_id"])
+                    fresh.append(record)
+                if fresh:
+                    warnings = self.store.commit_run(fresh)
+                    added += len(fresh)
+                    rows = rows + [store_module.slim_row(r, None) for r in fresh]
+                ledger_size = self.store.ledger_size()
+            if warnings:  # its journal must be completed before the next batch
+                break
+        if added:
+            self.store.write_registry_if_newer(registry.build_registry(rows, now=self.now),
+                                               ledger_size)
+        return added, [f"pulled runs were recorded, but {w}" for w in warnings]
 
     def pull_claims(self):
         """Replace remote_claims.json by the live claims of other stores; claim runs
@@ -317,11 +340,31 @@ def _text(value):
 
 
 def _value(text):
-    """A param or tag text back as the value it was written from."""
+    """A param or tag text back as the value it was written from; the text itself
+    when it is not JSON or holds a number that is not finite (never in a record)."""
     try:
-        return json.loads(text)
-    except (TypeError, ValueError):
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (TypeError, ValueError, RecursionError):
         return text
+
+
+def _no_constant(name):
+    raise ValueError(f"not a finite number: {name}")
+
+
+def _finite(text):
+    number = float(text)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite number: {text}")
+    return number
+
+
+def _fitting(value):
+    """An object `value` as compact JSON text when it fits in one tag, else None."""
+    if not isinstance(value, dict):
+        return None
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text if len(text) <= tracking.MAX_TAG_CHARS else None
 
 
 def _cut(text, limit):
@@ -353,11 +396,12 @@ def run_payload(record, origin_store):
     config = record.get("config") or {}
     if config.get("code_sha256"):
         tags[PREFIX + "code_sha256"] = config["code_sha256"]
-    features = record.get("novelty_features")
-    if isinstance(features, dict):
-        text = _text(features)
-        if len(text) <= tracking.MAX_TAG_CHARS:
-            tags[PREFIX + "novelty_features"] = text
+    if record.get("role") in evidence.ROLES:
+        tags[PREFIX + "role"] = record["role"]
+    for name in ("novelty_features", "change_set"):  # left out when too large for a tag
+        text = _fitting(record.get(name))
+        if text is not None:
+            tags[PREFIX + name] = text
     params = {}
     for prefix, field in PARAM_GROUPS:
         for key, value in (record.get(field) or {}).items():
@@ -377,18 +421,22 @@ def run_payload(record, origin_store):
 
 def record_from_run(run, uri, experiment):
     """The ledger record of a run another store pushed, with its `origin`; None
-    when the run lacks MemoryLab's tags."""
+    when the run lacks MemoryLab's tags; ValueError saying why when it cannot be
+    recorded (a run id that is no folder name, a time that does not parse). A
+    metric that is no sane number (NaN, out of range) is recorded as missing."""
     tags, params = tracking.run_tags(run), tracking.run_params(run)
     values = tracking.run_metrics(run)
     run_id = tags.get(PREFIX + "run_id")
     status = tags.get(PREFIX + "status")
     if not run_id or status not in records.STATUSES or not tags.get(PREFIX + "timestamp_utc"):
         return None
+    store_module.check_run_id(run_id)
     text = {name: tags.get(PREFIX + name) for name in TEXT_TAGS}
-    metrics = {name: values.get(name) for name in records.METRIC_FIELDS}
-    for name in records.INTEGER_METRICS:
-        if isinstance(metrics[name], float) and metrics[name].is_integer():
-            metrics[name] = int(metrics[name])
+    moment = records.parse_utc(text["timestamp_utc"])
+    if moment is None:
+        raise ValueError(f"run {run_id}: not a time: {text['timestamp_utc'][:60]!r}")
+    text["timestamp_utc"] = records.format_utc(moment)
+    metrics = {name: _metric(name, values.get(name)) for name in records.METRIC_FIELDS}
     if status == "crash":
         metrics["val_bpb"] = None
     grouped = {field: {} for _, field in PARAM_GROUPS}
@@ -402,6 +450,8 @@ def record_from_run(run, uri, experiment):
     sha = tags.get(PREFIX + "code_sha256")
     packet = {key: tags.get(PREFIX + "packet." + key) for key in store_module.PACKET_FIELDS}
     features = _value(tags.get(PREFIX + "novelty_features"))
+    change_set = _value(tags.get(PREFIX + "change_set"))
+    role = tags.get(PREFIX + "role")
     from . import SCHEMA_VERSION
     return {
         "schema_version": SCHEMA_VERSION,
@@ -419,7 +469,9 @@ def record_from_run(run, uri, experiment):
         "decision_packet": packet if any(packet.values()) else None,
         "provenance": grouped["provenance"], "hyperparameters": grouped["hyperparameters"],
         "config": {"code_sha256": sha, "constants": constants} if sha or constants else None,
+        "change_set": change_set if isinstance(change_set, dict) else None,
         "novelty_features": features if isinstance(features, dict) else None,
+        "role": role if role in evidence.ROLES else None,
         "imported": None,
         "origin": {"store": tags.get(PREFIX + "store"), "run_id": run_id,
                    "mlflow_run_id": (run.get("info") or {}).get("run_id"),
@@ -427,20 +479,37 @@ def record_from_run(run, uri, experiment):
     }
 
 
+def _metric(name, value):
+    """A pulled metric as the ledger stores it, or None when it is not a sane one."""
+    try:
+        return records.checked_metric(name, value, "pulled run")
+    except records.InputError:
+        return None
+
+
 def claim_tags(claim, origin_store):
-    """The tags of a claim's RUNNING run: what other stores need to match it."""
+    """The tags of a claim's RUNNING run: what other stores need to match it. The
+    novelty features (the parsed and code changes) and train.py's fingerprint go in
+    tags of their own, each left out when too large for a tag (the fingerprint then
+    keeps its code hash only)."""
     agent = claim.get("agent") or {}
     shipped = {key: claim.get(key) for key in ("claim_id", "agent", "claimed_at", "expires_at",
                                                "ttl_minutes", "description", "hypothesis",
                                                "family", "tags", "changes")}
-    shipped["config"] = {"code_sha256": (claim.get("config") or {}).get("code_sha256")} \
-        if claim.get("config") else None
-    return {"mlflow.runName": f"claim {claim.get('claim_id')}", PREFIX + "kind": "claim",
+    config = claim.get("config") or {}
+    shipped["config"] = {"code_sha256": config.get("code_sha256")} if config else None
+    tags = {"mlflow.runName": f"claim {claim.get('claim_id')}", PREFIX + "kind": "claim",
             PREFIX + "store": origin_store,
             PREFIX + "claim": _cut(_text(shipped), tracking.MAX_TAG_CHARS),
             PREFIX + "expires_at": claim.get("expires_at") or "",
             PREFIX + "agent": agent.get("id") or "",
             "mlflow.note.content": f"in flight: {claim.get('description') or ''}"}
+    for name, value in (("novelty_features", claim.get("novelty_features")),
+                        ("config", config)):
+        text = _fitting(value)
+        if text is not None:
+            tags[PREFIX + name] = text
+    return tags
 
 
 def claim_from_run(run):
@@ -449,6 +518,11 @@ def claim_from_run(run):
     claim = _value(tags.get(PREFIX + "claim"))
     if not isinstance(claim, dict) or not claim.get("claim_id"):
         return None
+    features, config = (_value(tags.get(PREFIX + name)) for name in ("novelty_features", "config"))
+    if isinstance(features, dict):
+        claim["novelty_features"] = features
+    if isinstance(config, dict):
+        claim["config"] = config
     claim["event"] = "claim"
     claim["origin"] = {"store": tags.get(PREFIX + "store"),
                        "mlflow_run_id": (run.get("info") or {}).get("run_id")}

@@ -598,17 +598,6 @@ class Store:
     def ledger_size(self):
         return _size(self.ledger_path)
 
-    def append_jsonl(self, path, objects):
-        """Append `objects` (JSON-ready dicts) as lines to a JSONL file of the store, with
-        the ledger's guarantees: the caller holds the exclusive lock; one write of whole
-        lines, then fsync; a failed append is cut back (a full disk raises DiskFull).
-        For append-only files beside the ledger (e.g. claims of runs in flight)."""
-        assert self._exclusive, "append_jsonl needs the exclusive lock"
-        if not self.owns(path):
-            raise ValueError(f"not a file of this store: {path}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        _append_line(path, "\n".join(to_json(obj, indent=None) for obj in objects))
-
     def write_registry_if_newer(self, registry, ledger_size):
         """Write `registry`, built after the writer's lock was released for the ledger
         as it was at `ledger_size` bytes, unless the file already describes a ledger
@@ -1192,23 +1181,3 @@ def side_lock(store, name, wait_s):
     finally:
         os.close(fd)
 
-
-def append_records(store, records, registry):
-    """Land records that already carry their run ids (runs pulled from another
-    store; caller holds the exclusive lock): all ledger lines in one fsynced write
-    (the commit point), then their results.tsv rows in one write, the registry and
-    the index. Returns warnings as `commit_run` does."""
-    assert store._exclusive, "append_records needs the exclusive lock"
-    if not records:
-        return []
-    store.ensure_layout()
-    _append_line(store.ledger_path, "\n".join(to_json(r, indent=None) for r in records))
-    warnings = []
-    try:
-        _append_line(store.tsv_path, "\n".join(tsv_row(r) for r in records))
-        store.write_registry(registry)
-        store.read_rows()
-    except OSError as exc:
-        warnings.append(f"results.tsv, the registry or the index was not updated "
-                        f"({exc.strerror or _short(exc)}: {exc.filename or '-'})")
-    return warnings

@@ -134,16 +134,22 @@ class DiskFullTest(LabCase):
         self.assertEqual(os.listdir(self.path("results", "memorylab", "runs", ".staging")), [])
 
 
-class AppendJsonlTest(LabCase):
+class AppendEventTest(LabCase):
     def test_side_files_get_the_ledgers_append_and_stay_in_the_store(self):
         store = store_module.Store(self.repo)
-        path = os.path.join(store.lab_dir, "claims.jsonl")
+        self.ok("init")
+        path = store_module.side_path(store, "claims.jsonl")
+        self.assertEqual(os.path.dirname(path), store.lab_dir)
         with store.lock():
-            store.append_jsonl(path, [{"claim": 1}, {"claim": 2}])
-            with self.assertRaisesRegex(ValueError, "not a file of this store"):
-                store.append_jsonl(os.path.join(self.tmp, "x.jsonl"), [{}])
-        with open(path) as f:
-            self.assertEqual([json.loads(line) for line in f], [{"claim": 1}, {"claim": 2}])
+            store_module.append_event(store, "claims.jsonl", {"claim": 1})
+        with open(path, "ab") as f:
+            f.write(b'{"claim": "torn')  # a writer killed mid-line
+        with store.lock():
+            store_module.append_event(store, "claims.jsonl", {"claim": 2})
+            with self.assertRaises(ValueError):
+                store_module.append_event(store, "claims.jsonl", {"claim": float("nan")})
+        self.assertEqual(store_module.read_events(store, "claims.jsonl"),
+                         [{"claim": 1}, {"claim": 2}])
 
 
 class SaneRangeTest(LabCase):

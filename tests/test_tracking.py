@@ -11,7 +11,7 @@ import sys
 import unittest
 import uuid
 
-from mlhelpers import REPO_ROOT, LabCase, git, make_repo, metrics
+from mlhelpers import REPO_ROOT, LabCase, commit_change, git, make_repo, metrics
 
 import mlflow_server
 from memorylab_core import tracking
@@ -36,6 +36,20 @@ def tearDownModule():
 def server_runs(uri, experiment, filter_string=""):
     client = tracking.Client(uri, {"MEMORYLAB_TRACKING_TIMEOUT": "120"})
     return client.search_runs(client.experiment_id(experiment), filter_string)
+
+
+def edit(repo, old, new):
+    """Edit train.py in `repo` without committing."""
+    path = os.path.join(repo, "train.py")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
+
+
+def _now_ms():
+    import time
+    return int(time.time() * 1000)
 
 
 class TwoStoresCase(LabCase):
@@ -152,6 +166,70 @@ class SharedLabTest(TwoStoresCase):
         self.assertEqual(claim_run["info"]["status"], "KILLED")  # closed by B's pull
         self.assertEqual(self.a("list", "--claims", "--json",
                                 MEMORYLAB_NOW=LATER).json()["claims"], [])
+
+    def test_a_replicate_stays_a_replicate_with_its_change_set(self):
+        commit_change(self.repo, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45")
+        self.log_keep("lower EMBEDDING_LR to 0.45", 0.981, "keep", "--mode", "replicate")
+        mine, = self.records()
+        self.assertEqual(mine["role"], "replicate")
+        self.assertEqual(mine["change_set"]["constants"][0]["name"], "EMBEDDING_LR")
+        self.assertEqual(self.b("list").code, 0)
+        pulled, = self.records(self.repo_b)
+        self.assertEqual(pulled["role"], "replicate")
+        self.assertEqual(pulled["change_set"], mine["change_set"])
+
+    def test_unusable_pulled_runs_are_named_once_and_the_rest_recorded(self):
+        own = self.b("log", "--description", "B's own run", "--status", "discard",
+                     "--summary", self.summary(val_bpb=0.99))
+        own_id = own.out.split()[2]
+        client = tracking.Client(self.server.uri, {"MEMORYLAB_TRACKING_TIMEOUT": "120"})
+        experiment_id = client.experiment_id(self.experiment)
+        made = {}
+        for key, run_id, stamp, commit, val_bpb in (
+                ("escape", "../../escape x", "2026-01-01T06:00:00Z", "abc1234", 0.98),
+                ("time", "20260101T060000Z-abc1234", "not a time", "abc1234", 0.98),
+                ("nan", "20260101T060100Z-abc1234", "2026-01-01T06:01:00Z", "abc1234", "NaN"),
+                ("clash", own_id, "2026-01-01T06:02:00Z", "feat/x y", 0.97)):
+            tags = {"memorylab.kind": "run", "memorylab.store": "elsewhere",
+                    "memorylab.run_id": run_id, "memorylab.timestamp_utc": stamp,
+                    "memorylab.status": "keep", "memorylab.commit": commit,
+                    "memorylab.description": f"remote {key}"}
+            made[key] = client.create_run(experiment_id, name=key, start_ms=0, tags=tags)
+            client.log_batch(made[key], metrics=[
+                {"key": "val_bpb", "value": val_bpb, "timestamp": 0, "step": 0},
+                {"key": "peak_vram_mb", "value": 1000.0, "timestamp": 0, "step": 0}])
+            client.update_run(made[key], "FINISHED", end_ms=_now_ms())
+        first = self.b("check", "--description", "anything")
+        self.assertEqual(first.code, 0, first)
+        warnings = first.err.splitlines()
+        self.assertEqual(len(warnings), 2, first.err)
+        self.assertIn(f"pulled run {made['escape']} ", warnings[0])
+        self.assertIn("skipped: not a run id: '../../escape x'", warnings[0])
+        self.assertIn(f"pulled run {made['time']} ", warnings[1])
+        self.assertIn("not a time: 'not a time'", warnings[1])
+        pulled = {r["description"]: r for r in self.records(self.repo_b)}
+        self.assertEqual(set(pulled), {"B's own run", "remote nan", "remote clash"})
+        self.assertIsNone(pulled["remote nan"]["metrics"]["val_bpb"])
+        clash = pulled["remote clash"]
+        self.assertEqual(clash["run_id"], "20260101T060200Z-feat_x_y")
+        self.assertEqual(clash["origin"]["run_id"], own_id)
+        self.assertEqual(len(self.tsv(self.repo_b)), 4)
+        again = self.b("list")  # read past: named once
+        self.assertEqual((again.code, again.err), (0, ""))
+        self.assertEqual(self.b("doctor").code, 0)
+
+    def test_a_claim_of_the_same_edit_on_another_base_is_matched_across_stores(self):
+        commit_change(self.repo_b, "WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 0.6")
+        for repo in (self.repo, self.repo_b):
+            edit(repo, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45")
+        self.assertEqual(self.a("claim", "--code", "--description",
+                                "try a gentler embedding").code, 0)
+        words = self.b("check", "--description", "unrelated words entirely", "--json").json()
+        self.assertEqual([c["same_idea"] for c in words["in_flight"]], [False])
+        code = self.b("check", "--code", "--description", "unrelated words entirely",
+                      "--fail-on-similar")
+        self.assertEqual(code.code, 2, code)
+        self.assertIn("SAME IDEA", code.out)
 
     def test_four_processes_per_store_log_at_once(self):
         per_process, processes = 3, 4
@@ -458,6 +536,55 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(tracking.TrackingError) as caught:
             tracking.Client(f"http://127.0.0.1:{port}", {}).experiment_id("x")
         self.assertIn("unreachable", str(caught.exception))
+
+
+class _OneRunClient:
+    """Stands in for the server of a pull: one run of another store, no claims."""
+    timeout = 1
+
+    def __init__(self, run):
+        self.run = run
+
+    def experiment_id(self, name):
+        return "1"
+
+    def search_runs(self, experiment_id, filter_string, order_by=()):
+        return [self.run] if "'run'" in filter_string else []
+
+
+class PullCommitTest(LabCase):
+    def test_a_pull_cut_short_after_the_ledger_is_completed_by_the_next_writer(self):
+        from memorylab_core import mirror, store as store_module
+        self.ok("init")
+        tags = {"memorylab.kind": "run", "memorylab.store": "elsewhere",
+                "memorylab.run_id": "20260101T050000Z-abc1234", "memorylab.status": "keep",
+                "memorylab.timestamp_utc": "2026-01-01T05:00:00Z",
+                "memorylab.commit": "abc1234", "memorylab.description": "remote run"}
+        run = {"info": {"run_id": "m1", "end_time": 5}, "data": {
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            "metrics": [{"key": "val_bpb", "value": 0.98},
+                        {"key": "peak_vram_mb", "value": 1000.0}]}}
+        store = store_module.Store(self.repo)
+        real = store_module._append_line
+
+        def append_line(path, text):  # results.tsv cannot be written: the disk failed
+            if path == store.tsv_path:
+                raise OSError(5, "Input/output error", path)
+            return real(path, text)
+
+        store_module._append_line = append_line
+        try:
+            counts = mirror.Mirror(store, "http://127.0.0.1:9", "e", env={},
+                                   now="2026-01-01T06:00:00Z",
+                                   client=_OneRunClient(run)).sync(push=False)
+        finally:
+            store_module._append_line = real
+        self.assertEqual(counts["pulled"], 1)
+        self.assertIn("results.tsv was not updated", counts["warnings"][0])
+        self.assertEqual(len(self.tsv()), 1)
+        self.log_keep("local run", 0.99)  # the next writer finishes the pull's journal
+        self.assertEqual([line.split("\t")[4] for line in self.tsv()[1:]],
+                         ["remote run", "local run"])
 
 
 class OddServerTest(LabCase):
