@@ -330,6 +330,15 @@ def _contender(case):
                 f"Promote run {case.run_id}: first champion recorded at {_fmt(case.value)} val_bpb.",
                 "No earlier run of this comparability class had a comparable val_bpb; this one "
                 "sets the baseline.")
+    if opponent is None and n < 1 + REPLICATE_SEEDS:
+        # setup: the unmodified baseline runs 1 + REPLICATE_SEEDS times before any idea
+        seeds = noise.next_seeds(case.used_seeds, 1 + REPLICATE_SEEDS - n)
+        return ("replicate", "high",
+                f"Replicate the baseline {case.champion.run_id}: run {case.run_id} reruns it, "
+                f"now {_fmt(mean)} val_bpb over n={n} runs; {case.advise_replicates(seeds)} "
+                "to finish measuring the noise.",
+                f"Setup runs the unmodified baseline {1 + REPLICATE_SEEDS} times before the "
+                "first idea, so that every later verdict knows the run-to-run noise.")
     if opponent is None:
         return ("branch_followup", "medium",
                 f"Branch a follow-up from champion {case.champion.run_id}: run {case.run_id} "

@@ -210,10 +210,18 @@ class NoiseAwareRules(unittest.TestCase):
 
     def test_rerun_of_the_only_champion_builds_on_it(self):
         history = [run(1, "keep", 1.000)]
-        packet = decide(history, run(2, "keep", 1.0004, commit=history[0]["commit"]), "duplicate_run")
-        self.assertEqual(packet["next_action"], "branch_followup")
+        # the second baseline run: the setup asks for the third seed before any idea
+        second = run(2, "keep", 1.0004, commit=history[0]["commit"])
+        packet = decide(history, second, "duplicate_run")
+        self.assertEqual(packet["next_action"], "replicate")
+        self.assertIn("Replicate the baseline", packet["summary"])
+        self.assertEqual(len(packet["replicate"]["seeds"]), 1)  # the one seed still owed
         self.assertEqual(packet["noise"]["source"], "measured")
         self.assertFalse(packet["comparison"]["is_new_champion"])
+        # the third: measured, build on it
+        packet = decide(history + [second], run(3, "keep", 0.9996, commit=history[0]["commit"],
+                                                 seed=44), "duplicate_run")
+        self.assertEqual(packet["next_action"], "branch_followup")
 
     def test_measured_sigma_never_narrows_the_published_band(self):
         history = [run(1, "keep", 1.0000, commit="aaaaaaa"), run(2, "keep", 1.0002, commit="aaaaaaa")]
