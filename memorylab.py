@@ -440,7 +440,35 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_ERROR)
 
 
-def build_parser():
+class _Outline:
+    """Stands in for the parser of a command that is not running: the command is
+    listed with its help line, its arguments are never built (building every
+    command's arguments and help text is a fifth of a short command's own work)."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def add_argument(self, *args, **kwargs):
+        pass
+
+    def set_defaults(self, **kwargs):
+        self.parser.set_defaults(**kwargs)
+
+
+def command_of(argv):
+    """The command named by `argv` (skipping --root and its value), or None."""
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("-"):
+            skip = arg == "--root"
+            continue
+        return arg
+    return None
+
+
+def build_parser(command=None):
+    """The whole command line; with `command`, only that command's arguments are
+    built (the others are listed by name and help line)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS, metavar="PATH",
                         help="store root (see memorylab.py --help)")
@@ -485,6 +513,14 @@ def build_parser():
                              "$MEMORYLAB_ROOT, else the git top-level of the current "
                              "directory, else the current directory)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: print the help
+    sub_parser = sub.add_parser
+
+    def add_parser(name, parents=(), **kwargs):
+        if command is not None and name != command:
+            return _Outline(sub_parser(name, help=kwargs.get("help")))
+        return sub_parser(name, parents=list(parents), **kwargs)
+
+    sub.add_parser = add_parser
 
     p = sub.add_parser("init", parents=[common], help="create the store (idempotent)")
     p.set_defaults(run=cmd_init)
@@ -589,12 +625,14 @@ def build_parser():
                    help="put the file's runs in a comparability class of their own")
     p.set_defaults(run=cmd_import_tsv)
 
-    for name, command in sub.choices.items():
+    for name, subparser in sub.choices.items():
+        if command is not None and name != command:
+            continue
         description, example = COMMAND_HELP.get(name, ("", ""))
-        command.description = "\n\n".join(textwrap.fill(part, 78, break_on_hyphens=False)
-                                          for part in description.split("\n\n"))
-        command.epilog = f"example:\n  {example}" if example else None
-        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        subparser.description = "\n\n".join(textwrap.fill(part, 78, break_on_hyphens=False)
+                                            for part in description.split("\n\n"))
+        subparser.epilog = f"example:\n  {example}" if example else None
+        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -602,7 +640,9 @@ def main(argv=None, *, cwd=None, env=None):
     """Run one command; returns the exit code. `cwd` and `env` default to the
     process's own (tests pass them to run in-process)."""
     from memorylab_core import lab, records
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_of(argv)
+    parser = build_parser(command if command in COMMAND_HELP else None)
     args = parser.parse_args(argv)
     if args.command is None:  # bare `memorylab.py`: usage and the command list
         parser.print_help()

@@ -93,7 +93,8 @@ def assess(idea, history, **options):
         # (the crash's code may not even fold: `DEPTH = 12 * typo` reads as DEPTH unset)
         words_only = {key: value for key, value in options.items()
                       if key not in ("config", "change_set", "champion_config")}
-        said = [dict(row, change_set=None, novelty_features=None, config=None)
+        said = [dict(row, change_set=None, config=None,
+                     novelty_features=novelty.words_only(row.get("novelty_features")))
                 for row in crashes]
         found = novelty.assess(idea, crashes, **options)["top_matches"] or \
             novelty.assess(idea, said, **words_only)["top_matches"]

@@ -168,7 +168,11 @@ def _features(idea, parsed, description, code=None):
         t for t in lexical.lexical_tokens((idea.get("hypothesis") or "") + " " + (idea.get("family") or ""))
         if t not in seen
     ]
-    direction = lexical.overall_direction(description)
+    return _packed(changes, tokens, context, lexical.overall_direction(description), code, said)
+
+
+def _packed(changes, tokens, context, direction, code=None, said=None):
+    """The features dict of parsed parts (see ``features``)."""
     sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}:{c.get('reads_as', '')}"
                    for c in changes)
     sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
@@ -192,6 +196,20 @@ def _features(idea, parsed, description, code=None):
     if said:
         out["said"] = said
     return out
+
+
+def words_only(f):
+    """Current features ``f`` of a run as if it had no change set: what its words
+    said (a fix changes the code, so the words are what it shares with a crash).
+    None when ``f`` is not current features (the caller derives them again)."""
+    if not (isinstance(f, dict) and f.get("version") == FEATURES_VERSION):
+        return None
+    code = f.get("code")
+    if not code:
+        return f
+    constants = any(c["knob"] != "CODE" for c in code)
+    words = f.get("said", []) if constants else f["changes"]
+    return _packed(words, f["tokens"], f["context"], f["direction"])
 
 
 # ---------------------------------------------------------------- change relations

@@ -13,6 +13,8 @@ compiled on first use (``re``'s own cache), so importing costs next to nothing.
 import functools
 import re
 
+from memorylab_core._literals import LITERALS
+
 # ---------------------------------------------------------------- the vocabulary
 
 # name: (kind, upstream default, note). kind: "num" (a number; None default = a
@@ -238,66 +240,105 @@ _CANON = [
 
 
 _COMPILED = {}
-_META = set("\\.^$*+?{}[]()|")
+_DIGITS = frozenset("0123456789")
+_TOKEN_SOURCE = (r"""
+    (?P<run>[^\\\[\](){}?*+|.^$]+)                  # plain characters
+  | (?P<esc>\\.)
+  | (?P<cls>\[\^?\]?(?:\\.|[^\]\\])*\])
+  | (?P<open>\((?:\?(?:P<\w+>|[:=!]|<[=!]|[^)]*))?)   # ( (?: (?P<n> (?= (?<= ... or flags
+  | (?P<close>\))
+  | (?P<quant>[?*+]\??|\{\d*(?:,\d*)?\}\??)
+  | (?P<bar>\|)
+  | (?P<other>.)
+""")
+_TOKEN = []   # compiled on first use: a process normally finds every pattern in _literals
 
 
-def _structure(pattern):
-    """(index, char, depth after it) of each `(`, `)` and `|` of a pattern's source
-    that is not escaped or inside a character class."""
-    depth, in_class, escaped = 0, False, False
-    for i, ch in enumerate(pattern):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch in "()|":
-            depth += {"(": 1, ")": -1, "|": 0}[ch]
-            yield i, ch, depth
-
-
-def _branches(pattern):
-    """The top-level alternatives of a pattern's source."""
-    cuts = [i for i, ch, depth in _structure(pattern) if ch == "|" and depth == 0]
-    return [pattern[a + 1:b] for a, b in zip([-1] + cuts, cuts + [len(pattern)])]
+class _Opaque(Exception):
+    """A construct the literal analysis does not follow (inline flags, backrefs)."""
 
 
 def required_literals(pattern):
     """Strings one of which any match of `pattern` must contain, or None when that
-    cannot be told cheaply. Each top-level alternative must open (after `\\b` or `^`)
-    with at least two plain characters, or with a non-optional `(?:...)` group whose
-    alternatives all do; a character made optional by `?`, `*` or `{` does not count."""
+    cannot be told cheaply. Each top-level alternative contributes the best of its
+    mandatory parts: a run of plain characters (two or more, or one non-ASCII
+    symbol), a non-optional group whose alternatives all have one, or a required
+    digit (any of 0-9). Inline flags give None (they may change what matches)."""
+    if not _TOKEN:
+        _TOKEN.append(re.compile(_TOKEN_SOURCE, re.X | re.S))
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN[0].finditer(pattern)]
+    try:
+        return _alternatives(_parse(tokens, 0)[0])
+    except _Opaque:
+        return None
+
+
+def _parse(tokens, i):
+    """(branches, next index): the alternatives up to the `)` that closes the group
+    (or the end), each a list of (kind, value, quantifier) items."""
+    branches, items = [], []
+    while i < len(tokens):
+        kind, text = tokens[i]
+        i += 1
+        if kind == "close":
+            break
+        if kind == "bar":
+            branches.append(items)
+            items = []
+        elif kind == "quant":
+            if not items:
+                raise _Opaque(text)
+            last_kind, value, _ = items.pop()
+            if last_kind == "run" and len(value) > 1:   # it applies to the last character
+                items.append(("run", value[:-1], ""))
+                value = value[-1]
+            items.append((last_kind, value, text))
+        elif kind == "open":
+            inner, i = _parse(tokens, i)
+            if text in ("(", "(?:") or text.startswith("(?P<"):
+                items.append(("group", inner, ""))
+            elif text in ("(?=", "(?!", "(?<=", "(?<!"):
+                items.append(("look", None, ""))
+            else:
+                raise _Opaque(text)   # inline flags, (?P=name), comments
+        else:
+            items.append((kind, text, ""))
+    branches.append(items)
+    return branches, i
+
+
+def _alternatives(branches):
     literals = set()
-    for branch in _branches(pattern):
-        found = _opening_literals(branch)
+    for items in branches:
+        found = _branch_literals(items)
         if found is None:
             return None
         literals |= found
     return literals
 
 
-def _opening_literals(branch):
-    while branch.startswith(("\\b", "^")):
-        branch = branch[2:] if branch.startswith("\\b") else branch[1:]
-    if branch.startswith("(?:"):
-        close = _closing_paren(branch)
-        if close is None or branch[close + 1:close + 2] in ("?", "*", "{"):
-            return None
-        return required_literals(branch[3:close])
-    end = 0
-    while end < len(branch) and branch[end] not in _META:
-        end += 1
-    if end < len(branch) and branch[end] in "?*{":
-        end -= 1
-    return {branch[:end]} if end >= 2 else None
-
-
-def _closing_paren(text):
-    """Index of the `)` closing the group opened at text[0], or None."""
-    return next((i for i, ch, depth in _structure(text) if ch == ")" and depth == 0), None)
+def _branch_literals(items):
+    best, run = None, ""
+    for kind, value, quant in items + [("end", "", "")]:
+        optional = quant[:1] in ("?", "*") or quant[:2] in ("{0", "{,", "{}")
+        if kind == "esc" and not value[1].isalnum():
+            kind, value = "run", value[1]
+        if kind == "run" and not optional:
+            run += value
+            if not quant:
+                continue
+        if len(run) >= 2 or (run and not run.isascii()):
+            found = {run}
+            if best is None or best is _DIGITS or min(map(len, best)) < len(run):
+                best = found
+        run = ""
+        if optional:
+            continue
+        found = _alternatives(value) if kind == "group" else (_DIGITS if value == "\\d" else None)
+        if found and (best is None or (best is _DIGITS and found is not _DIGITS)
+                      or min(map(len, found)) > min(map(len, best))):
+            best = found
+    return best
 
 
 class _LazyPattern:
@@ -308,7 +349,8 @@ class _LazyPattern:
     __slots__ = ("source", "literals", "_regex")
 
     def __init__(self, source):
-        self.source, self.literals, self._regex = source, required_literals(source), None
+        literals = LITERALS[source] if source in LITERALS else required_literals(source)
+        self.source, self.literals, self._regex = source, literals, None
 
     def _could_match(self, text):
         return self.literals is None or any(lit in text for lit in self.literals)
@@ -326,6 +368,29 @@ class _LazyPattern:
 
     def sub(self, replacement, text):
         return self._get().sub(replacement, text) if self._could_match(text) else text
+
+
+def pattern_tables():
+    """Every table of patterns the parser matches through ``compiled``."""
+    from memorylab_core import mentions, quantities
+    return [mentions._PATTERNS, mentions._INIT_PATTERNS, DIRECTION_WORDS, _CANON,
+            quantities._VALUE_PATTERNS]
+
+
+def literals_module():
+    """The text of _literals.py: required_literals of every pattern in the tables.
+    Deriving them costs a process ~12 ms, more than the compilation it saves, so they
+    are derived once here; a pattern missing from the file (edited since) is derived
+    at run time, and the suite fails until the file is written again with
+    `python3 -m memorylab_core.vocabulary`."""
+    found = {source: required_literals(source)
+             for table in pattern_tables() for source, _ in table}
+    lines = ['"""Generated by `python3 -m memorylab_core.vocabulary`: the literals one of which',
+             'every match of a parser pattern contains (vocabulary.required_literals)."""',
+             "", "LITERALS = {"]
+    for source, literals in found.items():
+        lines.append(f"    {source!r}: {tuple(sorted(literals)) if literals else None!r},")
+    return "\n".join(lines + ["}", ""])
 
 
 def compiled(table):
@@ -375,3 +440,10 @@ def base_value(knob, base_constants, upstream=True):
             return total / (device * seq)
     spec = KNOBS.get(knob) if upstream else None
     return spec[1] if spec else None
+
+
+if __name__ == "__main__":
+    import os
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_literals.py"), "w",
+              encoding="utf-8") as out:
+        out.write(literals_module())

@@ -170,6 +170,21 @@ class Campaign(LabCase):
         self.assertEqual(result.code, 0, result)
         self.assertIn(f"Fix of crashed run {crashed}", result.out)
 
+    def test_the_fix_of_a_crashed_constant_change_is_recognised_in_words(self):
+        # the crash's identity is its code (DEPTH 8 -> 12); a fix planned in words only
+        # is matched by what the crash's description said
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        self.edit("DEPTH = 8", "DEPTH = 12", "depth 12")
+        self.train(error="torch.OutOfMemoryError: CUDA out of memory")
+        self.log("deeper model: depth 12", "crash", crash="torch.OutOfMemoryError: CUDA out of memory")
+        crashed = self.records()[-1]
+        self.assertEqual(crashed["change_set"]["constants"][0]["name"], "DEPTH")
+        self.reset()
+        result = self.check("depth 12 with half the device batch")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(f"Fix of crashed run {crashed['run_id']}", result.out)
+
     # ---- the night
     def test_a_night(self):
         self.assertIn("Next: baseline", self.brief())

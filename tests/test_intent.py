@@ -543,8 +543,24 @@ class LazyPatternTests(unittest.TestCase):
         self.assertEqual(vocabulary.required_literals(r"\bmatrix\s+lr\b|\bmuon\s+lr"), {"matrix", "muon"})
         self.assertEqual(vocabulary.required_literals(r"\b(?:muon|matrix)\s+lr"), {"muon", "matrix"})
         self.assertEqual(vocabulary.required_literals(r"ramps?\b"), {"ramp"})
-        for opaque in (r"(?:ab)?cd", r"[ab]cd", r"(?<=x)ab", r"a|bc", r"\bcd?e"):
+        # a mandatory part anywhere in an alternative, not only at its start
+        for source, literals in ((r"(?:ab)?cd", {"cd"}), (r"[ab]cd", {"cd"}), (r"(?<=x)ab", {"ab"}),
+                                 (r"\bz\s*loss\b", {"loss"}), (r"a+bc", {"bc"}), (r"abc{2}d", {"abc"}),
+                                 (r"(?P<n>foo|bar)baz?", {"foo", "bar"}),
+                                 (r"→|=>", {"→", "=>"}),
+                                 (r"(\d),(\d{3})", set("0123456789")), (r"\.\d+ab", {"ab"})):
+            self.assertEqual(vocabulary.required_literals(source), literals, source)
+        for opaque in (r"a|bc", r"\bcd?e", r"(?i)abc", r"\bx\s*0?\b", r"(?:ab|c)d", r"\w+l?y"):
             self.assertIsNone(vocabulary.required_literals(opaque), opaque)
+
+    def test_the_generated_literals_are_current(self):
+        # _literals.py spares every process the derivation; a stale file is only slower
+        # (a pattern missing from it is derived at run time), so the suite says so
+        from memorylab_core import vocabulary
+        path = os.path.join(os.path.dirname(vocabulary.__file__), "_literals.py")
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), vocabulary.literals_module(),
+                             "patterns changed: run `python3 -m memorylab_core.vocabulary`")
 
     def test_prefilter_never_hides_a_match(self):
         import csv
@@ -557,12 +573,8 @@ class LazyPatternTests(unittest.TestCase):
                 for row in csv.DictReader(f, delimiter="\t"):
                     texts += [row[k] for k in ("prior", "planned", "description") if k in row]
         texts = [vocabulary.canonical_text(t) for t in texts] + [t.lower() for t in texts]
-        tables = [t for t in vars(mentions).values() if isinstance(t, list)] + \
-                 [vocabulary.DIRECTION_WORDS, vocabulary._CANON, quantities._VALUE_PATTERNS]
         checked = 0
-        for table in tables:
-            if not all(isinstance(e, tuple) and e and isinstance(e[0], str) for e in table):
-                continue
+        for table in vocabulary.pattern_tables():
             for source, _ in table:
                 literals = vocabulary.required_literals(source)
                 if literals is None:
