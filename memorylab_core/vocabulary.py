@@ -352,22 +352,31 @@ class _LazyPattern:
         literals = LITERALS[source] if source in LITERALS else required_literals(source)
         self.source, self.literals, self._regex = source, literals, None
 
-    def _could_match(self, text):
-        return self.literals is None or any(lit in text for lit in self.literals)
-
-    def _get(self):
+    def _for(self, text):
+        """The compiled pattern, or None when `text` lacks every required literal (one
+        method per call: this runs ~250 times for each description parsed)."""
+        literals = self.literals
+        if literals is not None:
+            for literal in literals:
+                if literal in text:
+                    break
+            else:
+                return None
         if self._regex is None:
             self._regex = re.compile(self.source)
         return self._regex
 
     def finditer(self, text):
-        return self._get().finditer(text) if self._could_match(text) else iter(())
+        regex = self._for(text)
+        return regex.finditer(text) if regex is not None else ()
 
     def search(self, text):
-        return self._get().search(text) if self._could_match(text) else None
+        regex = self._for(text)
+        return regex.search(text) if regex is not None else None
 
     def sub(self, replacement, text):
-        return self._get().sub(replacement, text) if self._could_match(text) else text
+        regex = self._for(text)
+        return regex.sub(replacement, text) if regex is not None else text
 
 
 def pattern_tables():
