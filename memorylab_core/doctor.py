@@ -40,7 +40,6 @@ def scan_ledger(lines, on_record=None):
     fields}], "unknown_status" [{line, run_id, status}]}. `lines` may be a stream:
     a line is kept only as a digest (duplicates), and `on_record(record)` sees each
     record as it passes."""
-    import hashlib
     bad, missing, unknown = [], [], []
     first_seen, duplicates = {}, {}
     count = last = non_blank = 0
@@ -64,7 +63,7 @@ def scan_ledger(lines, on_record=None):
                             "status": record.get("status")})
         run_id = record.get("run_id")
         if isinstance(run_id, str) and run_id:
-            digest = hashlib.sha1(raw.strip()).digest()
+            digest = hash(raw.strip())   # in-process equality of lines (a duplicate id is rare)
             if run_id in first_seen:
                 entry = duplicates.setdefault(run_id, {"run_id": run_id,
                                                        "lines": [first_seen[run_id][0]],
@@ -208,7 +207,8 @@ def diagnose(store, *, now):
     if not store.initialized():
         raise records.InputError(f"no MemoryLab store at {store.root} (run init)")
     with store.lock(exclusive=False):
-        rows, _ = store.read_rows()
+        # the registry is built from the rows' facts: their novelty features stay on disk
+        rows, _ = store.read_rows_lean()
         registry_state = _registry_state(store, rows, now)
         del rows
         store.drop_rows()  # the scan below reuses their memory

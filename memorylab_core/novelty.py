@@ -173,15 +173,11 @@ def _features(idea, parsed, description, code=None):
 
 def _packed(changes, tokens, context, direction, code=None, said=None):
     """The features dict of parsed parts (see ``features``)."""
-    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}:{c.get('reads_as', '')}"
-                   for c in changes)
-    sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
+    sig = _signature(changes, tokens, context, direction, code)
     weight = round(_weight(tokens), 4)
     # the numbers a parsed change moves to: an old value both texts name is no match
     values = sorted({lexical.number_token(c["value"]) for c in changes
                      if isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)})
-    if code:
-        sig += "#" + "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('tokens')}" for c in code)
     knobs = sorted({c["knob"] for c in changes + (code or [])})
     keys = sorted({"@" + k for c in changes + (code or []) + (said or [])
                    for k in (c["knob"], c.get("reads_as")) if k}) \
@@ -196,6 +192,16 @@ def _packed(changes, tokens, context, direction, code=None, said=None):
     if said:
         out["said"] = said
     return out
+
+
+def _signature(changes, tokens, context, direction, code=None):
+    """A string identifying features (the key that memoises their scores)."""
+    sig = "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('approx', '')}:{c.get('reads_as', '')}"
+                   for c in changes)
+    sig += "#" + " ".join(tokens) + "#" + " ".join(context) + "#" + str(direction)
+    if code:
+        sig += "#" + "|".join(f"{c['knob']}:{c['direction']}:{c['value']!r}:{c.get('tokens')}" for c in code)
+    return sig
 
 
 def words_only(f):
@@ -652,7 +658,8 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
         hit = _config_hit(row, code_sha, cur_constants, wanted, delta_text) if code_sha else None
         if hit is None:
             rf = _row_features(row, memo_features)
-            key = rf["sig"]
+            key = rf.get("sig") or _signature(rf["changes"], rf["tokens"], rf["context"],
+                                              rf["direction"], rf.get("code"))
             hit = memo_scores.get(key)
             if hit is None:
                 hit = _compare(pf, rf, floor, explain=False)

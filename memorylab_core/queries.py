@@ -12,7 +12,7 @@ from . import gitinfo, lab, records, store as store_module, views
 
 def _rows(store):
     with store.lock(exclusive=False):
-        return store.read_rows()
+        return store.read_rows_lean()   # no query compares ideas: no novelty features
 
 
 def _resolve(store, rows, ref, now):

@@ -43,8 +43,9 @@ LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 4
+INDEX_FORMAT = 6
 SEGMENT_ROWS = 4096
+FEATURES = "novelty_features"   # kept in segment files of their own (Store.read_rows_lean)
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
 # A run id is one folder name: letters, digits and . _ + - (no leading dot, at most 128).
@@ -232,6 +233,9 @@ def slim_row(record, line, shared=None):
     for key in ("provenance", "config", "change_set", "novelty_features", "imported", "origin"):
         value = record.get(key)
         row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
+    features = row["novelty_features"]
+    if features is not None and "sig" in features:   # a memo key, rebuilt when needed:
+        row["novelty_features"] = {k: v for k, v in features.items() if k != "sig"}  # 10 keys, not 11
     config = row["config"]
     if config is not None:
         row["config"] = {"constants": config.get("constants") if isinstance(
@@ -381,6 +385,33 @@ class Store:
         _LOADED[self.ledger_path] = (state, rows)
         return list(rows), list(state["bad"]) + torn
 
+    def read_rows_lean(self):
+        """(rows, bad) as read_rows, without novelty_features: the heaviest field of a
+        row (~40% of the index's memory and load time), which only the novelty guard
+        reads. For readers that need every row but not that (doctor's registry check).
+        From a current index only the row segments are read, and nothing is cached
+        (the rows are incomplete); else the rows are read, and the index brought up to
+        date, as usual."""
+        import marshal
+        try:
+            st = os.stat(self.ledger_path)
+            with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
+                state = json.loads(f.read())
+            if self._state_matches(state, st) and state["offset"] == st.st_size:
+                rows = []
+                with _gc_paused():
+                    for number, count in enumerate(state["segments"]):
+                        with open(self._segment_path(number), "rb") as f:
+                            part = marshal.loads(f.read())
+                        if len(part) < count:
+                            raise ValueError("short segment")
+                        rows.extend(part[:count] if len(part) > count else part)
+                return rows, [tuple(b) for b in state["bad"]]
+        except (OSError, ValueError, EOFError, TypeError, KeyError, AttributeError):
+            pass
+        rows, bad = self.read_rows()
+        return [{k: v for k, v in row.items() if k != FEATURES} for row in rows], bad
+
     def drop_rows(self):
         """Forget the rows read in this process (a command that no longer needs them
         frees their memory before reading something else big)."""
@@ -416,8 +447,12 @@ class Store:
                 for number, count in enumerate(state["segments"]):
                     with open(self._segment_path(number), "rb") as f:
                         part = marshal.loads(f.read())
-                    if len(part) < count:
+                    with open(self._segment_path(number, FEATURES), "rb") as f:
+                        features = marshal.loads(f.read())
+                    if len(part) < count or len(features) < count:
                         return None, None
+                    for row, value in zip(part, features):
+                        row[FEATURES] = value
                     rows.extend(part[:count] if len(part) > count else part)
             state["bad"] = [tuple(b) for b in state["bad"]]
             return state, rows
@@ -462,8 +497,10 @@ class Store:
         self._persist_index(state, rows, first_new)
         return torn
 
-    def _segment_path(self, number):
-        return os.path.join(self.index_dir, f"rows-{number:05d}.marshal")
+    def _segment_path(self, number, kind="rows"):
+        """A segment file: "rows" (the slim rows without their novelty features) or
+        FEATURES (those features, in the same order)."""
+        return os.path.join(self.index_dir, f"{kind}-{number:05d}.marshal")
 
     def _persist_index(self, state, rows, first_new):
         """Write the segments touched by rows[first_new:], then meta.json. Skipped
@@ -486,7 +523,11 @@ class Store:
             segments = state["segments"][:start]
             for number in range(start, (len(rows) + SEGMENT_ROWS - 1) // SEGMENT_ROWS):
                 part = rows[number * SEGMENT_ROWS:(number + 1) * SEGMENT_ROWS]
-                write_atomic(self._segment_path(number), marshal.dumps(part), durable=False)
+                write_atomic(self._segment_path(number, FEATURES),
+                             marshal.dumps([row.get(FEATURES) for row in part]), durable=False)
+                write_atomic(self._segment_path(number), marshal.dumps(
+                    [{k: v for k, v in row.items() if k != FEATURES} for row in part]),
+                    durable=False)
                 segments.append(len(part))
             state["segments"] = segments
             meta = dict(state, bad=[list(b) for b in state["bad"]])
@@ -1017,6 +1058,7 @@ def quarantine_path(store):
 # The fields after this key in a record as MemoryLab and the earlier fork write it hold
 # no field doctor checks; `ledger_lines(light=True)` parses a line only up to it.
 _HEAVY_TAIL = b', "novelty_guard": '
+_DECODE = json.JSONDecoder().decode   # json.loads without its per-call encoding sniffing
 
 
 def _parse_head(raw, needed):
@@ -1028,7 +1070,7 @@ def _parse_head(raw, needed):
     cut = raw.find(_HEAVY_TAIL)
     if cut > 0:
         try:
-            head = json.loads(raw[:cut] + b"}")
+            head = _DECODE(raw[:cut].decode("utf-8") + "}")
         except ValueError:
             head = None
         if isinstance(head, dict) and all(key in head for key in needed):

@@ -226,9 +226,12 @@ class IndexTest(LedgerCase):
         fresh, bad = Store(self.repo).read_rows()
         self.assertEqual([r["description"] for r in fresh], [f"run {i}" for i in range(8)])
         segments = [n for n in os.listdir(self.path("results", "memorylab", "index"))
-                    if n.startswith("rows-")]
-        self.assertEqual(sorted(segments), ["rows-00000.marshal", "rows-00001.marshal",
-                                            "rows-00002.marshal"])
+                    if n.endswith(".marshal")]
+        self.assertEqual(sorted(segments), [f"{kind}-0000{n}.marshal" for kind in
+                                            ("novelty_features", "rows") for n in range(3)])
+        lean, _ = Store(self.repo).read_rows_lean()   # the row segments alone
+        self.assertEqual(lean, [{k: v for k, v in row.items() if k != "novelty_features"}
+                                for row in fresh])
 
     def test_bad_lines_survive_the_index(self):
         self.write_ledger(b"{bad\n" + self.old_lines())
@@ -239,10 +242,14 @@ class IndexTest(LedgerCase):
 
     def test_corrupt_index_is_rebuilt(self):
         self.write_ledger(self.old_lines())
-        self.rows()
-        with open(self.path("results", "memorylab", "index", "rows-00000.marshal"), "wb") as f:
-            f.write(b"\x00garbage")
-        self.assertEqual(len(self.rows()[0]), 4)
+        expected = self.rows()[0]
+        for kind in ("rows", "novelty_features"):
+            with open(self.path("results", "memorylab", "index", f"{kind}-00000.marshal"), "wb") as f:
+                f.write(b"\x00garbage")
+            store_module._LOADED.clear()
+            self.assertEqual(Store(self.repo).read_rows()[0], expected)
+            store_module._LOADED.clear()
+            self.assertEqual(len(Store(self.repo).read_rows_lean()[0]), 4)
 
 
 class RecoveryTest(LedgerCase):
