@@ -918,6 +918,13 @@ def _interned(value):
 
 
 _GUARD, _PACKET = b', "novelty_guard": ', b', "decision_packet": '
+_DECODE = json.JSONDecoder().decode
+
+
+def _loads(raw):
+    """json.loads of a ledger line (UTF-8 bytes) without json.loads' per-call encoding
+    detection: a third of the parse time of a 100k-line ledger."""
+    return _DECODE(raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"))
 
 
 def _parse_for_row(raw):
@@ -931,7 +938,7 @@ def _parse_for_row(raw):
         end = raw.find(_PACKET, start)
         if end > 0:
             try:
-                record = json.loads(raw[:start] + raw[end:])
+                record = _loads(raw[:start] + raw[end:])
             except ValueError:
                 record = None
             if isinstance(record, dict):
@@ -946,7 +953,7 @@ def _parse_line(raw, at_end=False):
     if at_end:
         return None, "incomplete last line (no newline at end of file); left as is"
     try:
-        record = json.loads(raw)
+        record = _loads(raw)
     except ValueError as exc:
         return None, f"not valid JSON ({_short(exc)}); line kept, not used"
     if not isinstance(record, dict):
@@ -1058,7 +1065,6 @@ def quarantine_path(store):
 # The fields after this key in a record as MemoryLab and the earlier fork write it hold
 # no field doctor checks; `ledger_lines(light=True)` parses a line only up to it.
 _HEAVY_TAIL = b', "novelty_guard": '
-_DECODE = json.JSONDecoder().decode   # json.loads without its per-call encoding sniffing
 
 
 def _parse_head(raw, needed):
@@ -1070,7 +1076,7 @@ def _parse_head(raw, needed):
     cut = raw.find(_HEAVY_TAIL)
     if cut > 0:
         try:
-            head = _DECODE(raw[:cut].decode("utf-8") + "}")
+            head = _loads(raw[:cut] + b"}")
         except ValueError:
             head = None
         if isinstance(head, dict) and all(key in head for key in needed):

@@ -200,6 +200,19 @@ class IndexTest(LedgerCase):
         self.write_ledger(self.old_lines().splitlines(keepends=True)[0])
         self.assertEqual(len(self.rows()[0]), 1)
 
+    def test_odd_bytes_in_a_line(self):
+        # a BOM before a record still reads (as json.loads reads UTF-8 bytes); bytes
+        # that are not UTF-8 make the line bad, with its number, never a crash
+        lines = self.old_lines().splitlines(keepends=True)
+        self.write_ledger(b"\xef\xbb\xbf" + lines[0] + b'{"run_id": "x\xff"}\n' + b"".join(lines[1:]))
+        rows, bad = self.rows()
+        self.assertEqual([r["_line"] for r in rows], [1, 3, 4, 5])
+        self.assertEqual(bad[0][0], 2)
+        self.assertIn("not valid JSON", bad[0][1])
+        for store in (Store(self.repo), Store(self.repo)):   # the persisted index, then lean
+            store_module._LOADED.clear()
+            self.assertEqual(len(store.read_rows_lean()[0]), 4)
+
     def test_index_rows_carry_row_facts_and_the_light_metrics(self):
         from memorylab_core import facts, lab
         self.write_ledger(self.old_lines())
