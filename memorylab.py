@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
 EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
@@ -439,20 +438,26 @@ class _Parser(argparse.ArgumentParser):
         print(f"error: {self.prog}: {message}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
 
+    def format_help(self):
+        """The help, with a command's description wrapped to 78 columns paragraph by
+        paragraph (done here, not when the parser is built: most runs show no help)."""
+        if self.description and getattr(self, "wrap_description", False):
+            import textwrap
+            self.description = "\n\n".join(textwrap.fill(part, 78, break_on_hyphens=False)
+                                             for part in self.description.split("\n\n"))
+        return super().format_help()
 
-class _Outline:
-    """Stands in for the parser of a command that is not running: the command is
-    listed with its help line, its arguments are never built (building every
-    command's arguments and help text is a fifth of a short command's own work)."""
 
-    def __init__(self, parser):
-        self.parser = parser
+class _Unbuilt:
+    """Stands in for the parser of a command that is not running: its arguments are
+    never built (building every command's parser is a tenth of a short command's
+    work). The running command's own help and errors do not list the others."""
 
     def add_argument(self, *args, **kwargs):
         pass
 
     def set_defaults(self, **kwargs):
-        self.parser.set_defaults(**kwargs)
+        pass
 
 
 def command_of(argv):
@@ -517,7 +522,7 @@ def build_parser(command=None):
 
     def add_parser(name, parents=(), **kwargs):
         if command is not None and name != command:
-            return _Outline(sub_parser(name, help=kwargs.get("help")))
+            return _Unbuilt()
         return sub_parser(name, parents=list(parents), **kwargs)
 
     sub.add_parser = add_parser
@@ -626,11 +631,9 @@ def build_parser(command=None):
     p.set_defaults(run=cmd_import_tsv)
 
     for name, subparser in sub.choices.items():
-        if command is not None and name != command:
-            continue
         description, example = COMMAND_HELP.get(name, ("", ""))
-        subparser.description = "\n\n".join(textwrap.fill(part, 78, break_on_hyphens=False)
-                                            for part in description.split("\n\n"))
+        subparser.description = description
+        subparser.wrap_description = True   # by format_help, when the help is shown
         subparser.epilog = f"example:\n  {example}" if example else None
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
