@@ -461,19 +461,25 @@ class _Unbuilt:
 
 
 def command_of(argv):
-    """The command named by `argv` (skipping --root and its value), or None."""
+    """The command named by `argv` (skipping --root, or an abbreviation of it, and
+    its value), or None: also for a help flag before the command or `--`, whose
+    answers list every command."""
     skip = False
     for arg in argv:
-        if skip or arg.startswith("-"):
-            skip = arg == "--root"
-            continue
-        return arg
+        if skip:
+            skip = False
+        elif arg in ("-h", "--help", "--"):
+            return None
+        elif arg.startswith("-"):
+            skip = "=" not in arg and len(arg) > 2 and "--root".startswith(arg)
+        else:
+            return arg
     return None
 
 
 def build_parser(command=None):
-    """The whole command line; with `command`, only that command's arguments are
-    built (the others are listed by name and help line)."""
+    """The whole command line; with `command`, only that command's parser is built
+    (a run of one command never needs the others')."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS, metavar="PATH",
                         help="store root (see memorylab.py --help)")

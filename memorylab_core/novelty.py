@@ -36,7 +36,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 12
+FEATURES_VERSION = 13
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
@@ -148,20 +148,21 @@ def features(idea, base_constants=None, change_set=None):
     return _features(idea, parsed, change, code_changes(change_set))
 
 
+def _compact(change):
+    compact = {"knob": change["knob"], "direction": change["direction"], "value": change["value"]}
+    for flag in ("approx", "reads_as", "aside"):
+        if change.get(flag):
+            compact[flag] = change[flag]
+    return compact
+
+
 def _features(idea, parsed, description, code=None):
     constants = [c for c in code or () if c["knob"] != "CODE"]
     said = None
     if constants:   # what the code changed is the idea: knobs, and directions against the parent
-        said = [{"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
-                for c in parsed]  # kept for a planned idea that has only words
+        said = [_compact(c) for c in parsed]  # kept for a planned idea that has only words
         parsed = constants
-    changes = []
-    for c in parsed:
-        compact = {"knob": c["knob"], "direction": c["direction"], "value": c["value"]}
-        for flag in ("approx", "reads_as", "aside"):
-            if c.get(flag):
-                compact[flag] = c[flag]
-        changes.append(compact)
+    changes = [_compact(c) for c in parsed]
     tokens = lexical.lexical_tokens(description + " " + _tags_text(idea.get("tags")))
     seen = set(tokens)
     context = [

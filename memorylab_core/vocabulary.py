@@ -240,10 +240,9 @@ _CANON = [
 
 
 _COMPILED = {}
-_DIGITS = frozenset("0123456789")
 _TOKEN_SOURCE = (r"""
     (?P<run>[^\\\[\](){}?*+|.^$]+)                  # plain characters
-  | (?P<esc>\\.)
+  | (?P<esc>\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|[0-7]{1,3}|\d+|.))
   | (?P<cls>\[\^?\]?(?:\\.|[^\]\\])*\])
   | (?P<open>\((?:\?(?:P<\w+>|[:=!]|<[=!]|[^)]*))?)   # ( (?: (?P<n> (?= (?<= ... or flags
   | (?P<close>\))
@@ -262,8 +261,9 @@ def required_literals(pattern):
     """Strings one of which any match of `pattern` must contain, or None when that
     cannot be told cheaply. Each top-level alternative contributes the best of its
     mandatory parts: a run of plain characters (two or more, or one non-ASCII
-    symbol), a non-optional group whose alternatives all have one, or a required
-    digit (any of 0-9). Inline flags give None (they may change what matches)."""
+    symbol) or a non-optional group whose alternatives all have one. Escapes other
+    than an escaped symbol stand for no literal (`\d` matches any Unicode digit,
+    `\x41` is "A"); inline flags give None (they may change what matches)."""
     if not _TOKEN:
         _TOKEN.append(re.compile(_TOKEN_SOURCE, re.X | re.S))
     tokens = [(m.lastgroup, m.group()) for m in _TOKEN[0].finditer(pattern)]
@@ -321,22 +321,21 @@ def _branch_literals(items):
     best, run = None, ""
     for kind, value, quant in items + [("end", "", "")]:
         optional = quant[:1] in ("?", "*") or quant[:2] in ("{0", "{,", "{}")
-        if kind == "esc" and not value[1].isalnum():
-            kind, value = "run", value[1]
+        if kind == "esc" and len(value) == 2 and not value[1].isalnum():
+            kind, value = "run", value[1]   # an escaped symbol: \. is "."; \d, \x41 ... are opaque
         if kind == "run" and not optional:
             run += value
             if not quant:
                 continue
         if len(run) >= 2 or (run and not run.isascii()):
             found = {run}
-            if best is None or best is _DIGITS or min(map(len, best)) < len(run):
+            if best is None or min(map(len, best)) < len(run):
                 best = found
         run = ""
         if optional:
             continue
-        found = _alternatives(value) if kind == "group" else (_DIGITS if value == "\\d" else None)
-        if found and (best is None or (best is _DIGITS and found is not _DIGITS)
-                      or min(map(len, found)) > min(map(len, best))):
+        found = _alternatives(value) if kind == "group" else None
+        if found and (best is None or min(map(len, found)) > min(map(len, best))):
             best = found
     return best
 

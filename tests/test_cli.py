@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import unittest
 
 from mlhelpers import LEDGER, NOW, LabCase, commit_change, console_summary, metrics, make_repo
@@ -418,6 +419,24 @@ class RootTest(LabCase):
         os.makedirs(sub)
         self.ok("init", cwd=sub)
         self.assertTrue(os.path.exists(os.path.join(other, LEDGER)))
+
+    def test_root_before_the_command_in_any_spelling(self):
+        # a run builds only its command's parser: the command is found past --root,
+        # its abbreviations and its value (even a value that names a command)
+        for flags in (["--root", "check"], ["--roo", "check"], ["--root=check"]):
+            shared = os.path.join(self.repo, "check")
+            self.ok(*flags, "init")
+            self.assertTrue(os.path.isfile(os.path.join(shared, LEDGER)), flags)
+            shutil.rmtree(shared)
+
+    def test_help_before_a_command_lists_every_command(self):
+        for argv in (["-h", "check"], ["--help"], ["-h"]):
+            out = self.ok(*argv).out
+            for command in ("init", "check", "log", "report", "import-tsv", "doctor"):
+                self.assertIn(f"    {command}", out, argv)
+        out = self.ok("check", "-h").out
+        self.assertIn("--fail-on-similar", out)
+        self.assertIn("example:", out)
 
     def test_subprocess_entry_point(self):
         result = self.cli_process("check", "--description", "anything", "--json")

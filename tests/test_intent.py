@@ -507,6 +507,28 @@ class ConstantChangeTests(unittest.TestCase):
                          [{"knob": "WINDOW_PATTERN", "direction": "set", "value": "L"}])
 
 
+class CrashWordsTests(unittest.TestCase):
+    """A fix planned in words is matched to a crash by the crash's words, read from its
+    stored features (novelty.words_only), never from the constants its code changed."""
+
+    def test_words_keep_their_flags(self):
+        from memorylab_core import evidence, novelty
+        change_set = {"constants": [{"name": "DEPTH", "old": 8, "new": 10}],
+                      "hunks": [[["DEPTH = 8"], ["DEPTH = 10"]]]}
+        for crashed, planned in (
+                ("Muon ns_steps 5 -> 3",
+                 "only three polar-express orthogonalisation iterations per Muon step"),
+                ("halve total batch size to 2^14 (device batch 8)",
+                 "total_batch_size 2^15->2^14: more optimizer steps in the budget")):
+            idea = {"description": crashed, "tags": [], "family": "", "hypothesis": None}
+            crash = {"run_id": "r1", "status": "crash", "description": crashed,
+                     "error": {"summary": "RuntimeError: boom"}, "change_set": change_set,
+                     "novelty_features": novelty.features(idea, None, change_set)}
+            guard = evidence.assess({"description": planned, "tags": [], "family": "",
+                                     "hypothesis": None}, [crash])
+            self.assertEqual((guard["fix_of"] or {}).get("run_id"), "r1", planned)
+
+
 class LexicalTests(unittest.TestCase):
     def test_tokens_are_canonical(self):
         self.assertEqual(lexical.lexical_tokens("squared ReLU"), lexical.lexical_tokens("relu^2"))
@@ -548,10 +570,19 @@ class LazyPatternTests(unittest.TestCase):
                                  (r"\bz\s*loss\b", {"loss"}), (r"a+bc", {"bc"}), (r"abc{2}d", {"abc"}),
                                  (r"(?P<n>foo|bar)baz?", {"foo", "bar"}),
                                  (r"→|=>", {"→", "=>"}),
-                                 (r"(\d),(\d{3})", set("0123456789")), (r"\.\d+ab", {"ab"})):
+                                 (r"\.\d+ab", {"ab"})):
             self.assertEqual(vocabulary.required_literals(source), literals, source)
-        for opaque in (r"a|bc", r"\bcd?e", r"(?i)abc", r"\bx\s*0?\b", r"(?:ab|c)d", r"\w+l?y"):
+        # \d matches any Unicode digit and \x41 is "A": escapes other than a symbol's
+        # stand for no literal
+        for opaque in (r"a|bc", r"\bcd?e", r"(?i)abc", r"\bx\s*0?\b", r"(?:ab|c)d", r"\w+l?y",
+                       r"(\d),(\d{3})", r"\x41b", r"\u00e9t", r"\101b", r"\N{GREEK SMALL LETTER BETA}1"):
             self.assertIsNone(vocabulary.required_literals(opaque), opaque)
+
+    def test_numbers_in_any_script_still_parse(self):
+        from memorylab_core import novelty
+        for text in ("raise matrix_lr to ０.０５", "raise matrix_lr to 0.05"):
+            changes = novelty.features({"description": text})["changes"]
+            self.assertEqual([(c["knob"], c["value"]) for c in changes], [("MATRIX_LR", 0.05)], text)
 
     def test_the_generated_literals_are_current(self):
         # _literals.py spares every process the derivation; a stale file is only slower
