@@ -20,6 +20,8 @@ import sys
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
 EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
 MAX_WARNINGS = 20
+PATH_ARGS = ("root", "summary", "log", "output", "path")
+POSITIONALS = {"ref": "RUN", "run_a": "RUN_A", "run_b": "RUN_B"}   # their metavars
 MODES = ("explore", "exploit", "replicate")  # == novelty.MODES (kept here: no import at parse time)
 
 
@@ -659,11 +661,14 @@ def main(argv=None, *, cwd=None, env=None):
     env = os.environ if env is None else env
     args.cwd = os.path.abspath(cwd or os.getcwd())
     args.env = env
-    for name in ("root", "summary", "log", "output", "path"):  # relative to the command's cwd
+    for name in PATH_ARGS:  # relative to the command's cwd
         if getattr(args, name, None):
             setattr(args, name, os.path.join(args.cwd, getattr(args, name)))
     store = None
     try:
+        for name, value in vars(args).items():   # file paths may hold any bytes; text may not
+            if isinstance(value, str) and name not in PATH_ARGS + ("cwd",):
+                records.check_utf8(value, POSITIONALS.get(name, f"--{name.replace('_', '-')}"))
         now = records.now_utc(env)
         store = lab.open_store(args.root, env=env, cwd=args.cwd)
         existed = os.path.isdir(store.lab_dir)

@@ -130,6 +130,17 @@ def check_description(text):
     return check_text(text.strip(), "--description")
 
 
+def check_utf8(text, flag):
+    """`text` when it is valid Unicode: a byte that was not UTF-8 in the command line
+    arrives as a lone surrogate, which no file of the store can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{flag} is not valid UTF-8 (a stray byte at character {exc.start + 1}); "
+                         "retype it or fix the shell's encoding") from None
+    return text
+
+
 def check_text(text, flag):
     """`text` when it is at most MAX_TEXT_CHARS long. Descriptions and hypotheses are
     parsed for knobs and matched against every run, at a cost that grows faster than

@@ -181,6 +181,23 @@ class NonUtf8Test(LabCase):
         self.assertEqual(self.records()[0]["config"]["constants"]["EXTRA"], 3)
 
 
+    def test_text_that_is_not_utf8_is_refused_at_the_door(self):
+        # a byte that is not UTF-8 in the command line reaches Python as a lone
+        # surrogate (os.fsdecode); once it was an internal error after staging
+        self.ok("init")
+        self.summary()
+        stray = os.fsdecode(b"raise lr \xff")
+        self.fails("log", "--description", stray, "--status", "keep", "--summary",
+                   self.path("summary.json"), expect="--description is not valid UTF-8")
+        self.fails("log", "--description", "fine", "--status", "keep", "--notes", stray,
+                   "--summary", self.path("summary.json"), expect="--notes is not valid UTF-8")
+        self.fails("check", "--description", stray, expect="--description is not valid UTF-8")
+        self.fails("show", stray, expect="RUN is not valid UTF-8")
+        # a path may hold any bytes: that is an ordinary missing file
+        self.fails("log", "--description", "fine", "--status", "keep", "--summary",
+                   self.path(os.fsdecode(b"s\xff.json")), expect="s")
+
+
 class FoldingBudgetTest(LabCase):
     def test_huge_constants_are_recorded_as_too_large(self):
         lines = ["BIG = 10**64"] + ["BIG = BIG * BIG"] * 8 + ['PAD = "ab" * 10**7',
