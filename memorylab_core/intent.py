@@ -222,21 +222,15 @@ def _drop_context(mentions, owned, masked):
     return [mentions[i] for i in keep], {j: owned[i] for j, i in enumerate(keep)}
 
 
-def _by_magnitude(mention, owned):
-    """Knobs whose meaning depends on the size of their value."""
+def _window_size(mention, owned):
+    """SHORT_WINDOW for a window mention with a length in tokens ("shrink the sliding
+    windows to 512 tokens"), else the mention's knob."""
     knob = mention["knob"]
     numbers = [v["number"] for v in owned if not v["old"] and v["kind"] in _NUMBER_KINDS
                and isinstance(v.get("number"), float)]
-    if knob == "WIDTH?":
-        return "MODEL_DIM" if numbers and numbers[-1] >= 256 else "ASPECT_RATIO"
-    if knob == "MUON_MOMENTUM_WARMUP" and numbers and 0 < numbers[-1] < 1 \
-            and not re.search(r"warmup|ramp", mention.get("text", "")):
-        return "MUON_MOMENTUM"          # "momentum 0.97 after the warmup": a momentum, not steps
-    if knob == "MUON_MOMENTUM" and numbers and numbers[-1] >= 10:
-        return "MUON_MOMENTUM_WARMUP"   # "muon momentum over 600 steps"
     if knob == "WINDOW_PATTERN" and numbers and numbers[-1] >= 16 and mention["choice"] != "L" \
             and not any(v["kind"] == "pattern" for v in owned):
-        return "SHORT_WINDOW"           # "shrink the sliding windows to 512 tokens"
+        return "SHORT_WINDOW"
     return knob
 
 
@@ -309,7 +303,7 @@ def _parse_clause(clause, base_constants, raw):
             if not steps:
                 continue
             owned[i] = steps
-        knob = _by_magnitude(m, owned[i])
+        knob = _window_size(m, owned[i])
         entry = by_knob.setdefault(knob, {"mentions": [], "values": []})
         entry["mentions"].append(m)
         entry["values"].extend(owned[i])
