@@ -165,10 +165,6 @@ def _numeric_target(knob, values, direction, masked, base):
             absolute = [{"number": 1, "approx": False}]
         elif re.search(r"\bgqa\b|\bgrouped\b", masked) and direction is None:
             direction = "down"
-    if knob in FRACTION_KNOBS and absolute and not percents and absolute[-1]["number"] > 1:
-        absolute = []   # "warmup 200 steps": a length in steps, not a fraction
-        if direction is None and base == 0:
-            direction = "up"
     if percents and knob in FRACTION_KNOBS and not percents[-1].get("relative"):
         return percents[-1]["number"] / 100.0, False, False, direction
     if absolute:
