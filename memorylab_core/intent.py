@@ -30,7 +30,7 @@ import re
 from .knob_changes import build_change, direction_words, pick_direction
 from .mentions import find_mentions
 from .quantities import EXPR_WORDS, compare_direction, extract_values, reduce_pattern
-from .vocabulary import KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
+from .vocabulary import KNOBS, base_value, canonical_text
 
 _KEEP = r"\b(?:keep|kept|leave|hold|unchanged|untouched|as is|as before|nothing|none)\b"
 _SPLIT = r";|,\s+(?![^()]*\))|\.\s+|\s+(?:and|plus|then|also|while|but|&|\+)\s+"
@@ -489,22 +489,9 @@ def _parse_text(text, base_constants=None):
         changes, direction = _parse_clause(clause, base_constants, clause)
         for change in changes:
             if change["direction"] is None and change["value"] is None and previous_direction:
-                inherited = dict(change)
-                kind = KNOBS.get(change["knob"], ("num",))[0]
-                if kind in ("switch",) or change["knob"] == "VALUE_EMBEDS":
-                    if previous_direction in ("off", "down"):
-                        inherited.update(direction="off", value="off" if change["knob"] == "VALUE_EMBEDS" else None)
-                    elif previous_direction in ("on", "up"):
-                        inherited["direction"] = "on"
-                elif previous_direction in ("up", "down"):
-                    inherited["direction"] = previous_direction
-                elif previous_direction == "off" and kind == "num":   # "disable QK norm and softcap"
-                    base = base_value(change["knob"], base_constants)
-                    if isinstance(base, (int, float)) and base > 0 and change["knob"] not in OFF_IS_NOT_ZERO:
-                        inherited.update(direction="down", value=0)
-                    else:
-                        inherited["direction"] = "off"
-                change = inherited
+                # a clause without a verb takes the one before: "disable QK norm and softcap"
+                change = build_change(change["knob"], [], [], [(0, previous_direction, "")], clause,
+                                      base_constants, change["raw"])
             parsed.append(change)
         if direction:
             previous_direction = direction
