@@ -36,7 +36,7 @@ def pick_direction(words):
     return None
 
 
-def _choice_target(mentions, masked, base):
+def _choice_target(mentions, masked):
     """The chosen word among a choice knob's mentions ('replace A with B' -> B)."""
     candidates = []
     choices = [m for m in mentions if m["choice"] is not None]
@@ -50,10 +50,7 @@ def _choice_target(mentions, masked, base):
                        and i + 1 < len(choices)))
         candidates.append((m["choice"], old))
     fresh = [c for c, old in candidates if not old]
-    if fresh:
-        non_default = [c for c in fresh if c != base]
-        return (non_default or fresh)[-1]
-    return None
+    return fresh[-1] if fresh else None
 
 
 def _value_embeds_layout(masked):
@@ -85,7 +82,7 @@ def build_change(knob, mentions, values, words, masked, base_constants, raw):
     if knob == "WINDOW_PATTERN":
         return _window_change(change, mentions, values, direction, masked, base)
     if kind == "choice":
-        target = _choice_target(mentions, masked, base)
+        target = _choice_target(mentions, masked)
         if target is not None:
             change.update(direction="set", value=target)
         elif direction == "off":
