@@ -325,7 +325,6 @@ def _finish(change, base_constants, described=None):
     ``described``: constants the same description sets, which accumulation steps
     ("micro-batch 64, grad accum 4"), widths and head counts ("DEPTH 12, model_dim
     768") are counted against."""
-    relative = change.pop("relative", False)
     knob, value = change["knob"], change["value"]
     now = dict(base_constants or {}, **(described or {}))
     if knob == "N_HEAD":
