@@ -30,7 +30,7 @@ import re
 from .knob_changes import build_change, direction_words, pick_direction
 from .mentions import find_mentions
 from .quantities import EXPR_WORDS, compare_direction, extract_values, reduce_pattern
-from .vocabulary import KNOBS, OFF_IS_NOT_ZERO, base_value, canonical_text
+from .vocabulary import KNOBS, base_value, canonical_text
 
 _KEEP = r"\b(?:keep|kept|leave|hold|unchanged|untouched|as is|as before|nothing|none)\b"
 _SPLIT = r";|,\s+(?![^()]*\))|\.\s+|\s+(?:and|plus|then|also|while|but|&|\+)\s+"
@@ -222,21 +222,15 @@ def _drop_context(mentions, owned, masked):
     return [mentions[i] for i in keep], {j: owned[i] for j, i in enumerate(keep)}
 
 
-def _by_magnitude(mention, owned):
-    """Knobs whose meaning depends on the size of their value."""
+def _window_size(mention, owned):
+    """SHORT_WINDOW for a window mention with a length in tokens ("shrink the sliding
+    windows to 512 tokens"), else the mention's knob."""
     knob = mention["knob"]
     numbers = [v["number"] for v in owned if not v["old"] and v["kind"] in _NUMBER_KINDS
                and isinstance(v.get("number"), float)]
-    if knob == "WIDTH?":
-        return "MODEL_DIM" if numbers and numbers[-1] >= 256 else "ASPECT_RATIO"
-    if knob == "MUON_MOMENTUM_WARMUP" and numbers and 0 < numbers[-1] < 1 \
-            and not re.search(r"warmup|ramp", mention.get("text", "")):
-        return "MUON_MOMENTUM"          # "momentum 0.97 after the warmup": a momentum, not steps
-    if knob == "MUON_MOMENTUM" and numbers and numbers[-1] >= 10:
-        return "MUON_MOMENTUM_WARMUP"   # "muon momentum over 600 steps"
     if knob == "WINDOW_PATTERN" and numbers and numbers[-1] >= 16 and mention["choice"] != "L" \
             and not any(v["kind"] == "pattern" for v in owned):
-        return "SHORT_WINDOW"           # "shrink the sliding windows to 512 tokens"
+        return "SHORT_WINDOW"
     return knob
 
 
@@ -309,7 +303,7 @@ def _parse_clause(clause, base_constants, raw):
             if not steps:
                 continue
             owned[i] = steps
-        knob = _by_magnitude(m, owned[i])
+        knob = _window_size(m, owned[i])
         entry = by_knob.setdefault(knob, {"mentions": [], "values": []})
         entry["mentions"].append(m)
         entry["values"].extend(owned[i])
@@ -331,7 +325,6 @@ def _finish(change, base_constants, described=None):
     ``described``: constants the same description sets, which accumulation steps
     ("micro-batch 64, grad accum 4"), widths and head counts ("DEPTH 12, model_dim
     768") are counted against."""
-    relative = change.pop("relative", False)
     knob, value = change["knob"], change["value"]
     now = dict(base_constants or {}, **(described or {}))
     if knob == "N_HEAD":
@@ -495,22 +488,9 @@ def _parse_text(text, base_constants=None):
         changes, direction = _parse_clause(clause, base_constants, clause)
         for change in changes:
             if change["direction"] is None and change["value"] is None and previous_direction:
-                inherited = dict(change)
-                kind = KNOBS.get(change["knob"], ("num",))[0]
-                if kind in ("switch",) or change["knob"] == "VALUE_EMBEDS":
-                    if previous_direction in ("off", "down"):
-                        inherited.update(direction="off", value="off" if change["knob"] == "VALUE_EMBEDS" else None)
-                    elif previous_direction in ("on", "up"):
-                        inherited["direction"] = "on"
-                elif previous_direction in ("up", "down"):
-                    inherited["direction"] = previous_direction
-                elif previous_direction == "off" and kind == "num":   # "disable QK norm and softcap"
-                    base = base_value(change["knob"], base_constants)
-                    if isinstance(base, (int, float)) and base > 0 and change["knob"] not in OFF_IS_NOT_ZERO:
-                        inherited.update(direction="down", value=0)
-                    else:
-                        inherited["direction"] = "off"
-                change = inherited
+                # a clause without a verb takes the one before: "disable QK norm and softcap"
+                change = build_change(change["knob"], [], [], [(0, previous_direction, "")], clause,
+                                      base_constants, change["raw"])
             parsed.append(change)
         if direction:
             previous_direction = direction

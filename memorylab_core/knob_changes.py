@@ -36,7 +36,7 @@ def pick_direction(words):
     return None
 
 
-def _choice_target(mentions, masked, base):
+def _choice_target(mentions, masked):
     """The chosen word among a choice knob's mentions ('replace A with B' -> B)."""
     candidates = []
     choices = [m for m in mentions if m["choice"] is not None]
@@ -50,10 +50,7 @@ def _choice_target(mentions, masked, base):
                        and i + 1 < len(choices)))
         candidates.append((m["choice"], old))
     fresh = [c for c, old in candidates if not old]
-    if fresh:
-        non_default = [c for c in fresh if c != base]
-        return (non_default or fresh)[-1]
-    return None
+    return fresh[-1] if fresh else None
 
 
 def _value_embeds_layout(masked):
@@ -85,7 +82,7 @@ def build_change(knob, mentions, values, words, masked, base_constants, raw):
     if knob == "WINDOW_PATTERN":
         return _window_change(change, mentions, values, direction, masked, base)
     if kind == "choice":
-        target = _choice_target(mentions, masked, base)
+        target = _choice_target(mentions, masked)
         if target is not None:
             change.update(direction="set", value=target)
         elif direction == "off":
@@ -149,7 +146,7 @@ def _window_change(change, mentions, values, direction, masked, base):
 
 
 def _numeric_target(knob, values, direction, masked, base):
-    """(value, approx, relative, direction) of a numeric knob from its values."""
+    """(value, approx, direction) of a numeric knob from its values."""
     fresh = [v for v in values if not v["old"] and v["kind"] != "pattern"]
     absolute = [v for v in fresh if v["kind"] in ("number", "power", "suffixed", "word_number", "tuple")
                 and not v.get("delta")]
@@ -165,34 +162,30 @@ def _numeric_target(knob, values, direction, masked, base):
             absolute = [{"number": 1, "approx": False}]
         elif re.search(r"\bgqa\b|\bgrouped\b", masked) and direction is None:
             direction = "down"
-    if knob in FRACTION_KNOBS and absolute and not percents and absolute[-1]["number"] > 1:
-        absolute = []   # "warmup 200 steps": a length in steps, not a fraction
-        if direction is None and base == 0:
-            direction = "up"
     if percents and knob in FRACTION_KNOBS and not percents[-1].get("relative"):
-        return percents[-1]["number"] / 100.0, False, False, direction
+        return percents[-1]["number"] / 100.0, False, direction
     if absolute:
         value = absolute[-1]["number"]
-        return (None if isinstance(value, list) else value), absolute[-1]["approx"], False, direction
+        return (None if isinstance(value, list) else value), absolute[-1]["approx"], direction
     if multiples:
         factor = multiples[-1]["number"]
         if (knob in ABSOLUTE_MULTIPLE_KNOBS and multiples[-1]["kind"] != "word_multiple") \
                 or multiples[-1]["kind"] == "dim_multiple":
-            return factor, False, False, direction
+            return factor, False, direction
         if base:
             if direction == "down" and factor > 1:
                 factor = 1.0 / factor   # "2x smaller"
-            return base * factor, False, True, direction
+            return base * factor, False, direction
     elif percents and base is not None:
         p = percents[-1]["number"] / 100.0
         shrink = direction == "down" or p < 0
-        return base * (1 - abs(p) if shrink else 1 + abs(p)), False, True, direction
+        return base * (1 - abs(p) if shrink else 1 + abs(p)), False, direction
     elif deltas and base is not None:
         if re.search(r"\b(?:scal|multipl)\w*", masked):   # "scale the loss by 0.5"
-            return base * deltas[-1]["number"], False, True, direction
+            return base * deltas[-1]["number"], False, direction
         step = deltas[-1]["number"] * deltas[-1]["delta"]
-        return base + (-abs(step) if direction == "down" else step), False, False, direction
-    return None, False, False, direction
+        return base + (-abs(step) if direction == "down" else step), False, direction
+    return None, False, direction
 
 
 _START_POINT = r"\b(?:start\w*|begin\w*|kick\w*\s+in|trigger\w*|onset)\b"
@@ -227,13 +220,11 @@ def _numeric_change(change, values, direction, masked, base, current):
     numeric_base = base if isinstance(base, (int, float)) and not isinstance(base, bool) else None
     if knob == "WARMDOWN_RATIO" and re.search(_START_POINT, masked) and not re.search(r"\b(?:last|final)\b", masked):
         values = _from_start_point(values, masked)
-    value, approx, relative, direction = _numeric_target(knob, values, direction, masked, numeric_base)
+    value, approx, direction = _numeric_target(knob, values, direction, masked, numeric_base)
     if value is not None and knob in INTEGER_KNOBS and abs(value - round(value)) < 1e-6:
         value = int(round(value))
     elif isinstance(value, float):
         value = float(f"{value:.6g}")
-    if relative:
-        change["relative"] = True
     if direction == "off" and value is not None and numeric_base is not None \
             and abs(value - numeric_base) <= 1e-9 * max(abs(value), abs(numeric_base), 1e-12):
         value = None   # "drop the 15 softcap": the value named is the current one

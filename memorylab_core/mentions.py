@@ -224,8 +224,7 @@ _PATTERNS = [
      r"|#\s+(?:transformer\s+)?(?:layers?|blocks?)\b|\b(?:more|fewer|extra|additional|less)\s+layers?\b", "DEPTH"),
     (r"\baspect(?:\s+ratio)?\b"
      r"|\b(?:wider|narrower)\b(?!\s+(?:attention\s+)?heads?\b|\s+(?:the\s+)?(?:mlp|mlpratio|hidden)\b)", "ASPECT_RATIO"),
-    (r"\bwidth\b", "WIDTH?"),   # an aspect ratio or a model dim, by the value's magnitude
-    (r"\bmodeldim\b", "MODEL_DIM"),
+    (r"\bmodeldim\b|\bwidth\b", "MODEL_DIM"),
     (r"\bhead\s+dim(?:ension)?s?\b|\bhead\s+size\b|\bdim(?:ension)?\s+per\s+head\b"
      r"|#+\s+dim(?:ension(?:al)?)?\s+(?:attention\s+)?heads?\b|\bheads\s+of\s+(?:size|dim\w*|#+\s+dim\w*)\b", "HEAD_DIM"),
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:kv|k\s*/\s*v|key\s+value|key/value)\s+heads?\b|\bgqa\b|\bmqa\b|\bgrouped\s+query\b",
@@ -233,7 +232,7 @@ _PATTERNS = [
     (r"\b(?:n\s+|num\s+|number\s+of\s+)?(?:attention\s+|query\s+|q\s+)?heads\b|#\s+heads?\b|\bn\s+head\b", "N_HEAD"),
     # "widen the model to 768 dims": a width written as a count of dimensions
     (r"#+\s+(?:dims?|dimensions?|channels?|wide)\b(?!\s+(?:per\s+)?(?:attention\s+)?heads?\b)"
-     r"|\b(?:widen\w*|narrow\w*)\s+(?:the\s+)?(?:model|network|residual\s+stream)\b", "WIDTH?"),
+     r"|\b(?:widen\w*|narrow\w*)\s+(?:the\s+)?(?:model|network|residual\s+stream)\b", "MODEL_DIM"),
     (r"\bmlpratio\b", "MLP_RATIO"),
     (r"\b(?:mlp\s+)?(?:activation|non\s*linearity)(?:\s+function)?\b", "MLP_ACTIVATION"),
     (r"\b(?:relusq|relu|gelu|swiglu|geglu|reglu|silu|tanh|softplus|sigmoid)\b", ("MLP_ACTIVATION", "@word")),

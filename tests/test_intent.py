@@ -314,7 +314,6 @@ class PhrasingTests(unittest.TestCase):
 
     def test_the_value_decides_between_neighbouring_knobs(self):
         self.assertEqual(parsed("width 1024"), [("ASPECT_RATIO", "up", 128)])
-        self.assertEqual(parsed("width 96"), [("ASPECT_RATIO", "up", 96)])
         self.assertEqual(parsed("sliding windows of 256 tokens"), [("SHORT_WINDOW", None, 256)])
         self.assertEqual(parsed("no momentum warmup, fixed at 0.95"), [("MUON_MOMENTUM_WARMUP", "down", 0)])
 
