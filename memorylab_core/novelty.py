@@ -36,7 +36,7 @@ DEFAULT_THRESHOLD = 0.62
 MODE_ADJUSTMENT = {"explore": -0.05, "exploit": 0.0, "replicate": -0.08}
 FAMILY_BONUS = 0.08
 CATEGORIES = ("duplicate_run", "repeat_failure", "incremental_followup", "known_success")
-FEATURES_VERSION = 13
+FEATURES_VERSION = 14
 
 CODE_SCORE = 1.0            # identical normalised train.py
 SAME_CONSTANTS_SCORE = 0.95  # same constants as this train.py, other code differs
