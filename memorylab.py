@@ -526,19 +526,16 @@ def build_parser(command=None):
                              "$MEMORYLAB_ROOT, else the git top-level of the current "
                              "directory, else the current directory)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: print the help
-    sub_parser = sub.add_parser
 
     def add_parser(name, parents=(), **kwargs):
         if command is not None and name != command:
             return _Unbuilt()
-        return sub_parser(name, parents=list(parents), **kwargs)
+        return sub.add_parser(name, parents=list(parents), **kwargs)
 
-    sub.add_parser = add_parser
-
-    p = sub.add_parser("init", parents=[common], help="create the store (idempotent)")
+    p = add_parser("init", parents=[common], help="create the store (idempotent)")
     p.set_defaults(run=cmd_init)
 
-    p = sub.add_parser("check", parents=[common, as_json, idea, tracking],
+    p = add_parser("check", parents=[common, as_json, idea, tracking],
                        help="novelty guard for a planned idea")
     p.add_argument("--code", action="store_true",
                    help="also compare the current train.py's config fingerprint")
@@ -547,7 +544,7 @@ def build_parser(command=None):
                         "has the same idea in flight")
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("log", parents=[common, as_json, idea, tracking],
+    p = add_parser("log", parents=[common, as_json, idea, tracking],
                        help="record a finished run")
     p.add_argument("--status", required=True, choices=("keep", "discard", "crash"),
                    help="keep (better than the best so far), discard, or crash (no result)")
@@ -568,7 +565,7 @@ def build_parser(command=None):
                         "a finite number > 0 (default: 2)")
     p.set_defaults(run=cmd_log)
 
-    p = sub.add_parser("claim", parents=[common, as_json, tracking],
+    p = add_parser("claim", parents=[common, as_json, tracking],
                        help="claim an idea this agent is about to run (exit 2: taken)")
     p.add_argument("--description", required=True, help="what the run will change")
     p.add_argument("--tags", default="", help="comma- or space-separated tags (lower-cased)")
@@ -580,13 +577,13 @@ def build_parser(command=None):
                    help="the claim expires after this many minutes (default: 20)")
     p.set_defaults(run=cmd_claim)
 
-    p = sub.add_parser("sync", parents=[common, as_json, tracking],
+    p = add_parser("sync", parents=[common, as_json, tracking],
                        help="push runs and claims to the tracking server, pull the others'")
     p.add_argument("--full", action="store_true",
                    help="pull every run of the experiment, not only those since the last pull")
     p.set_defaults(run=cmd_sync)
 
-    p = sub.add_parser("report", parents=[common, as_json, tracking],
+    p = add_parser("report", parents=[common, as_json, tracking],
                        help="render the morning report")
     p.add_argument("--since-hours", type=float, default=16.0,
                    help="window in hours (default: 16)")
@@ -594,13 +591,13 @@ def build_parser(command=None):
     p.set_defaults(run=cmd_report)
 
     # ---- query and repair commands
-    p = sub.add_parser("show", parents=[common, as_json],
+    p = add_parser("show", parents=[common, as_json],
                        help="one run: record, decision packet, archived files")
     p.add_argument("ref", metavar="RUN",
                    help="run id, unique prefix of a run id or commit, or 'champion'")
     p.set_defaults(run=cmd_show)
 
-    p = sub.add_parser("list", parents=[common, as_json, tracking], help="runs, newest first")
+    p = add_parser("list", parents=[common, as_json, tracking], help="runs, newest first")
     p.add_argument("--status", default=None, help="keep, discard or crash (comma-separated)")
     p.add_argument("--family", default=None, help="only this idea family")
     p.add_argument("--tag", default=None, help="only runs with this tag")
@@ -611,24 +608,24 @@ def build_parser(command=None):
                    help="list the live claims (ideas in flight) instead of runs")
     p.set_defaults(run=cmd_list)
 
-    p = sub.add_parser("compare", parents=[common, as_json],
+    p = add_parser("compare", parents=[common, as_json],
                        help="metric deltas, config delta and train.py diff of two runs")
     p.add_argument("run_a", metavar="RUN_A", help="run id, prefix or 'champion'")
     p.add_argument("run_b", metavar="RUN_B", help="run id, prefix or 'champion'")
     p.set_defaults(run=cmd_compare)
 
-    p = sub.add_parser("brief", parents=[common, as_json, tracking],
+    p = add_parser("brief", parents=[common, as_json, tracking],
                        help="one screen to start or resume a session")
     p.add_argument("--last", type=int, default=5, help="decisions to show (default: 5)")
     p.set_defaults(run=cmd_brief)
 
-    p = sub.add_parser("doctor", parents=[common, as_json],
+    p = add_parser("doctor", parents=[common, as_json],
                        help="check the ledger, registry and archives (exit 3: problems)")
     p.add_argument("--repair", action="store_true",
                    help="quarantine bad lines, renew duplicate run ids, rewrite the registry")
     p.set_defaults(run=cmd_doctor)
 
-    p = sub.add_parser("import-tsv", parents=[common, as_json],
+    p = add_parser("import-tsv", parents=[common, as_json],
                        help="import an upstream results.tsv into the ledger (idempotent)")
     p.add_argument("path", metavar="PATH", help="the results.tsv to import")
     p.add_argument("--dry-run", action="store_true", help="report what would be imported")

@@ -223,8 +223,8 @@ def _clean_tags(value):
 def slim_row(record, line, shared=None):
     """The index row of a ledger record: the fields pure logic may use (design.md),
     with odd types normalised (non-numeric or non-finite metrics become None; of the
-    metrics only ROW_METRICS are kept; SPARSE_FIELDS that are None are left out), plus `_line`, the ledger line number. `shared`
-    interns identical sub-dicts."""
+    metrics only ROW_METRICS are kept; SPARSE_FIELDS that are None are left out),
+    plus `_line`, the ledger line number. `shared` interns identical sub-dicts."""
     row = {key: _clean_text(record.get(key)) for key in TEXT_FIELDS}
     row["tags"] = _clean_tags(record.get("tags"))
     metrics = record.get("metrics")
@@ -388,27 +388,17 @@ class Store:
     def read_rows_lean(self):
         """(rows, bad) as read_rows, without novelty_features: the heaviest field of a
         row (~40% of the index's memory and load time), which only the novelty guard
-        reads. For readers that need every row but not that (doctor's registry check).
-        From a current index only the row segments are read, and nothing is cached
-        (the rows are incomplete); else the rows are read, and the index brought up to
-        date, as usual."""
-        import marshal
+        reads. For readers that need every row but not that (doctor's registry check,
+        reports, queries). From a current index only the row segments are read, and
+        nothing is cached (the rows are incomplete); else the rows are read, and the
+        index brought up to date, as usual."""
         try:
             st = os.stat(self.ledger_path)
-            with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
-                state = json.loads(f.read())
-            if self._state_matches(state, st) and state["offset"] == st.st_size:
-                rows = []
-                with _gc_paused():
-                    for number, count in enumerate(state["segments"]):
-                        with open(self._segment_path(number), "rb") as f:
-                            part = marshal.loads(f.read())
-                        if len(part) < count:
-                            raise ValueError("short segment")
-                        rows.extend(part[:count] if len(part) > count else part)
-                return rows, [tuple(b) for b in state["bad"]]
-        except (OSError, ValueError, EOFError, TypeError, KeyError, AttributeError):
-            pass
+        except FileNotFoundError:
+            return [], []
+        state, rows = self._load_index(st, features=False)
+        if state is not None and state["offset"] == st.st_size:
+            return rows, state["bad"]
         rows, bad = self.read_rows()
         return [{k: v for k, v in row.items() if k != FEATURES} for row in rows], bad
 
@@ -434,8 +424,9 @@ class Store:
             return False  # written since it was indexed, same length: an in-place edit
         return _signatures(self.ledger_path, state["offset"]) == (state["head"], state["tail"])
 
-    def _load_index(self, st):
-        """The persisted index if it still describes this ledger, else (None, None)."""
+    def _load_index(self, st, features=True):
+        """The persisted index if it still describes this ledger, else (None, None);
+        without `features`, the rows alone (their novelty features stay on disk)."""
         import marshal
         try:
             with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
@@ -447,12 +438,15 @@ class Store:
                 for number, count in enumerate(state["segments"]):
                     with open(self._segment_path(number), "rb") as f:
                         part = marshal.loads(f.read())
-                    with open(self._segment_path(number, FEATURES), "rb") as f:
-                        features = marshal.loads(f.read())
-                    if len(part) < count or len(features) < count:
+                    if len(part) < count:
                         return None, None
-                    for row, value in zip(part, features):
-                        row[FEATURES] = value
+                    if features:
+                        with open(self._segment_path(number, FEATURES), "rb") as f:
+                            values = marshal.loads(f.read())
+                        if len(values) < count:
+                            return None, None
+                        for row, value in zip(part, values):
+                            row[FEATURES] = value
                     rows.extend(part[:count] if len(part) > count else part)
             state["bad"] = [tuple(b) for b in state["bad"]]
             return state, rows

@@ -250,7 +250,12 @@ _TOKEN_SOURCE = (r"""
   | (?P<bar>\|)
   | (?P<other>.)
 """)
-_TOKEN = []   # compiled on first use: a process normally finds every pattern in _literals
+
+
+@functools.lru_cache(maxsize=1)
+def _token_regex():
+    """Compiled on first use: a process normally finds every pattern in _literals."""
+    return re.compile(_TOKEN_SOURCE, re.X | re.S)
 
 
 class _Opaque(Exception):
@@ -258,15 +263,13 @@ class _Opaque(Exception):
 
 
 def required_literals(pattern):
-    """Strings one of which any match of `pattern` must contain, or None when that
+    r"""Strings one of which any match of `pattern` must contain, or None when that
     cannot be told cheaply. Each top-level alternative contributes the best of its
     mandatory parts: a run of plain characters (two or more, or one non-ASCII
     symbol) or a non-optional group whose alternatives all have one. Escapes other
     than an escaped symbol stand for no literal (`\d` matches any Unicode digit,
     `\x41` is "A"); inline flags give None (they may change what matches)."""
-    if not _TOKEN:
-        _TOKEN.append(re.compile(_TOKEN_SOURCE, re.X | re.S))
-    tokens = [(m.lastgroup, m.group()) for m in _TOKEN[0].finditer(pattern)]
+    tokens = [(m.lastgroup, m.group()) for m in _token_regex().finditer(pattern)]
     try:
         return _alternatives(_parse(tokens, 0)[0])
     except _Opaque:
@@ -328,16 +331,16 @@ def _branch_literals(items):
             if not quant:
                 continue
         if len(run) >= 2 or (run and not run.isascii()):
-            found = {run}
-            if best is None or min(map(len, best)) < len(run):
-                best = found
+            best = _longer({run}, best)
         run = ""
-        if optional:
-            continue
-        found = _alternatives(value) if kind == "group" else None
-        if found and (best is None or min(map(len, found)) > min(map(len, best))):
-            best = found
+        if kind == "group" and not optional:
+            best = _longer(_alternatives(value), best)
     return best
+
+
+def _longer(found, best):
+    """`found` when its shortest literal is longer than `best`'s (or there is no best)."""
+    return found if found and (best is None or min(map(len, found)) > min(map(len, best))) else best
 
 
 class _LazyPattern:

@@ -397,6 +397,24 @@ class ReportTest(LabCase):
         self.assertIn("Champion: none yet", self.ok("report").out)
 
 
+class SourceTest(unittest.TestCase):
+    def test_sources_compile_without_warnings(self):
+        """A compile warning (an invalid escape in a docstring) is printed on the
+        first import of a module without cached bytecode, so it lands on stderr of
+        an agent's command and breaks the one-line `error:` contract."""
+        import glob
+        import warnings
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        paths = [os.path.join(top, "memorylab.py")] + sorted(
+            glob.glob(os.path.join(top, "memorylab_core", "*.py")))
+        for path in paths:
+            with open(path, encoding="utf-8") as handle:
+                source = handle.read()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                compile(source, path, "exec")
+
+
 class RootTest(LabCase):
     def test_root_flag_and_env_share_one_store(self):
         shared = os.path.join(self.tmp, "shared")

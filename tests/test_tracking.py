@@ -39,7 +39,7 @@ def server_runs(uri, experiment, filter_string=""):
 
 
 def edit(repo, old, new):
-    """Edit train.py in `repo` without committing."""
+    """An agent's edit of train.py in `repo` (a clone or a worktree), not committed."""
     path = os.path.join(repo, "train.py")
     with open(path) as f:
         text = f.read()
@@ -323,15 +323,6 @@ class ServerDownTest(TwoStoresCase):
         self.assertEqual(tracking.run_tags(run)["memorylab.run_id"], run_id)
 
 
-def edit_train_py(tree, old, new):
-    """An agent's edit of train.py in its worktree (not committed)."""
-    path = os.path.join(tree, "train.py")
-    with open(path) as f:
-        text = f.read()
-    with open(path, "w") as f:
-        f.write(text.replace(old, new))
-
-
 class WorktreesOneStoreTest(LabCase):
     """Three worktrees (one per GPU) on autoresearch/<tag>-gpuN sharing one store."""
 
@@ -381,7 +372,7 @@ class WorktreesOneStoreTest(LabCase):
     def test_the_same_train_py_is_the_same_idea_whatever_its_words(self):
         gpu0, gpu1, _ = self.trees
         for tree in (gpu0, gpu1):  # both agents make the same edit, uncommitted
-            edit_train_py(tree, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45")
+            edit(tree, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45")
         self.assertEqual(self.cli("claim", "--code", "--description", "try a gentler embedding",
                                   cwd=gpu0).code, 0)
         words = self.cli("check", "--description", "unrelated words entirely", "--json",
@@ -395,10 +386,10 @@ class WorktreesOneStoreTest(LabCase):
     def test_the_same_edit_on_another_base_is_the_same_idea(self):
         gpu0, gpu1, _ = self.trees
         # gpu0's branch moved on (another constant committed): its train.py differs
-        edit_train_py(gpu0, "WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 0.6")
+        edit(gpu0, "WARMDOWN_RATIO = 0.5", "WARMDOWN_RATIO = 0.6")
         git(gpu0, "commit", "-qam", "warmdown 0.6")
         for tree in (gpu0, gpu1):  # then both agents make the same edit, uncommitted
-            edit_train_py(tree, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45")
+            edit(tree, "EMBEDDING_LR = 0.6", "EMBEDDING_LR = 0.45")
         self.assertEqual(self.cli("claim", "--code", "--description", "try a gentler embedding",
                                   cwd=gpu0).code, 0)
         code = self.cli("check", "--code", "--description", "unrelated words entirely",
