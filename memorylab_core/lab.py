@@ -129,6 +129,17 @@ def _registry_and_staleness(store, rows, now, write):
     return current, True
 
 
+def _guard_registry(store, guard_rows, now):
+    """registry_now for rows read by Store.read_guard_rows: the registry file when it
+    describes them, else built from all the fields (which those rows lack)."""
+    current = _current_rules(store.fresh_registry(len(guard_rows), guard_rows))
+    if current is not None:
+        return current
+    with store.lock(exclusive=False):
+        rows, _ = store.read_rows()
+    return registry_now(store, rows, now)
+
+
 # ---------------------------------------------------------------- check
 
 def _checked_idea(description, hypothesis, family, threshold):
@@ -154,7 +165,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     if code and source is None:
         raise records.InputError(f"--code: no train.py at {path}")
     with store.lock(exclusive=False):
-        rows, bad = store.read_rows()
+        rows, bad = store.read_guard_rows()   # without the fields only boards read
     # the whole fingerprint (a hash of the tokenized code) only with --code; the
     # constants alone resolve relative phrases such as "double DEPTH"
     config = _fingerprint(source) if code else None
@@ -162,7 +173,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     change_set = _working_change(cwd, source, config["constants"]) if code else None
     champion_config = None
     if code:
-        champion_config = _champion_config(rows, registry_now(store, rows, now).get("champion"))
+        champion_config = _champion_config(rows, _guard_registry(store, rows, now).get("champion"))
     idea = records.idea_of(description, hypothesis, family, tags)
     guard = evidence.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
                             base_constants=base_constants, config=config,

@@ -43,9 +43,12 @@ LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7
 SEGMENT_ROWS = 4096
 FEATURES = "novelty_features"   # kept in segment files of their own (Store.read_rows_lean)
+# Row fields no novelty guard reads (the registry, reports and queries do): kept in
+# segment files of their own too, so that `check` loads less (Store.read_guard_rows).
+DETAILS = ("timestamp_utc", "branch", "parent_commit", "provenance", "decision_packet", "_facts")
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
 # A run id is one folder name: letters, digits and . _ + - (no leading dot, at most 128).
@@ -56,6 +59,10 @@ TEMP_MARK = ".tmp-"  # write_atomic's temp files: .<name>.tmp-<pid>-<random>
 # on the same root reuses them (after the usual checks against the ledger), and they stay
 # alive until the process ends, so a CLI command can exit without freeing them one by one.
 _LOADED = {}
+# The rows of the last partial read (Store._read_without), kept referenced as _LOADED
+# keeps full ones: a command that let 10k rows go on return would free them one by
+# one (~15 ms); memorylab.py ends with os._exit, which reclaims them at once.
+_KEPT = []
 
 TEXT_FIELDS = ("run_id", "timestamp_utc", "branch", "commit", "parent_commit", "family",
                "status", "description", "hypothesis", "role")
@@ -389,24 +396,39 @@ class Store:
         """(rows, bad) as read_rows, without novelty_features: the heaviest field of a
         row (~40% of the index's memory and load time), which only the novelty guard
         reads. For readers that need every row but not that (doctor's registry check,
-        reports, queries). From a current index only the row segments are read, and
-        nothing is cached (the rows are incomplete); else the rows are read, and the
-        index brought up to date, as usual."""
+        reports, queries)."""
+        return self._read_without(FEATURES)
+
+    def read_guard_rows(self):
+        """(rows, bad) as read_rows, without the DETAILS fields: what the novelty
+        guard reads (`check`). Such rows cannot build a registry (no `_facts`)."""
+        return self._read_without("details")
+
+    def _read_without(self, part):
+        """read_rows without one part of the index ("details" or FEATURES). From a
+        current index the other segment files alone are read, and nothing is cached
+        (the rows are incomplete); else the rows are read, and the index brought up
+        to date, as usual."""
         try:
             st = os.stat(self.ledger_path)
         except FileNotFoundError:
             return [], []
-        state, rows = self._load_index(st, features=False)
+        state, rows = self._load_index(st, without=part)
         if state is not None and state["offset"] == st.st_size:
-            return rows, state["bad"]
-        rows, bad = self.read_rows()
-        return [{k: v for k, v in row.items() if k != FEATURES} for row in rows], bad
+            bad = state["bad"]
+        else:
+            rows, bad = self.read_rows()
+            left_out = _PARTS[part]
+            rows = [{k: v for k, v in row.items() if k not in left_out} for row in rows]
+        _KEPT[:] = [rows]
+        return rows, bad
 
     def drop_rows(self):
         """Forget the rows read in this process (a command that no longer needs them
         frees their memory before reading something else big)."""
         self._rows = self._state = None
         _LOADED.pop(self.ledger_path, None)
+        _KEPT.clear()
 
     def _empty_state(self, st):
         return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
@@ -424,10 +446,10 @@ class Store:
             return False  # written since it was indexed, same length: an in-place edit
         return _signatures(self.ledger_path, state["offset"]) == (state["head"], state["tail"])
 
-    def _load_index(self, st, features=True):
+    def _load_index(self, st, without=None):
         """The persisted index if it still describes this ledger, else (None, None);
-        without `features`, the rows alone (their novelty features stay on disk)."""
-        import marshal
+        `without` a part ("details" or FEATURES), the rows lack its fields (they stay
+        on disk)."""
         try:
             with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
                 state = json.loads(f.read())
@@ -436,22 +458,31 @@ class Store:
             rows = []
             with _gc_paused():
                 for number, count in enumerate(state["segments"]):
-                    with open(self._segment_path(number), "rb") as f:
-                        part = marshal.loads(f.read())
-                    if len(part) < count:
-                        return None, None
-                    if features:
-                        with open(self._segment_path(number, FEATURES), "rb") as f:
-                            values = marshal.loads(f.read())
-                        if len(values) < count:
-                            return None, None
-                        for row, value in zip(part, values):
-                            row[FEATURES] = value
+                    part = self._segment(number, "rows", count)
+                    for kind in _PARTS:
+                        if kind == without:
+                            continue
+                        values = self._segment(number, kind, count)
+                        if kind == FEATURES:
+                            for row, value in zip(part, values):
+                                row[FEATURES] = value
+                        else:
+                            for row, value in zip(part, values):
+                                row.update(value)
                     rows.extend(part[:count] if len(part) > count else part)
             state["bad"] = [tuple(b) for b in state["bad"]]
             return state, rows
         except (OSError, ValueError, EOFError, TypeError, KeyError, AttributeError):
             return None, None
+
+    def _segment(self, number, kind, count):
+        """The list in a segment file; ValueError when it holds fewer than `count`."""
+        import marshal
+        with open(self._segment_path(number, kind), "rb") as f:
+            values = marshal.loads(f.read())
+        if len(values) < count:
+            raise ValueError("short segment")
+        return values
 
     def _extend(self, state, rows, st):
         """Parse the ledger past state["offset"]: append rows, note bad lines, move
@@ -492,8 +523,9 @@ class Store:
         return torn
 
     def _segment_path(self, number, kind="rows"):
-        """A segment file: "rows" (the slim rows without their novelty features) or
-        FEATURES (those features, in the same order)."""
+        """A segment file: "rows" (the slim rows without the fields of _PARTS), or
+        one of _PARTS: "details" (a dict of those fields a row) or FEATURES (a row's
+        novelty features), in the same order."""
         return os.path.join(self.index_dir, f"{kind}-{number:05d}.marshal")
 
     def _persist_index(self, state, rows, first_new):
@@ -519,8 +551,10 @@ class Store:
                 part = rows[number * SEGMENT_ROWS:(number + 1) * SEGMENT_ROWS]
                 write_atomic(self._segment_path(number, FEATURES),
                              marshal.dumps([row.get(FEATURES) for row in part]), durable=False)
+                write_atomic(self._segment_path(number, "details"), marshal.dumps(
+                    [{k: row[k] for k in DETAILS if k in row} for row in part]), durable=False)
                 write_atomic(self._segment_path(number), marshal.dumps(
-                    [{k: v for k, v in row.items() if k != FEATURES} for row in part]),
+                    [{k: v for k, v in row.items() if k not in _SPLIT} for row in part]),
                     durable=False)
                 segments.append(len(part))
             state["segments"] = segments
@@ -859,6 +893,11 @@ class Store:
             write_atomic(path, text)
             written.append(path)
         return written
+
+
+# The index parts kept apart from the "rows" segments, and the row fields each holds.
+_PARTS = {"details": DETAILS, FEATURES: (FEATURES,)}
+_SPLIT = frozenset(DETAILS + (FEATURES,))
 
 
 def _shared(shared, key, value):

@@ -115,6 +115,27 @@ class CheckTest(LabCase):
         self.assertEqual(guard["novelty_guard"]["config_delta"],
                          [{"name": "MATRIX_LR", "old": 0.04, "new": 0.05}])
 
+    def test_code_delta_when_the_registry_file_is_stale(self):
+        # check reads rows without the fields a registry is built from (provenance
+        # among them); with no registry file to trust, the champion must still be
+        # the one of the current class: B (H100), not A (better, but on a CPU)
+        commit_change(self.repo, "MATRIX_LR = 0.04", "MATRIX_LR = 0.03", "A")
+        self.log_keep("run A on a cpu", 0.90, device="cpu")
+        commit_change(self.repo, "MATRIX_LR = 0.03", "MATRIX_LR = 0.045", "B")
+        self.log_keep("run B on the H100", 0.99, device="NVIDIA H100 80GB HBM3")
+        with open(self.path("train.py")) as f:
+            text = f.read()
+        with open(self.path("train.py"), "w") as f:
+            f.write(text.replace("MATRIX_LR = 0.045", "MATRIX_LR = 0.05"))
+        fresh = self.ok("check", "--description", "bump it", "--code", "--json").json()
+        self.assertEqual(fresh["novelty_guard"]["config_delta"],
+                         [{"name": "MATRIX_LR", "old": 0.045, "new": 0.05}])
+        os.remove(self.path("results", "memorylab", "champion_challenger.json"))
+        for _ in range(2):   # the index rebuilt, then read back
+            shutil.rmtree(self.path("results", "memorylab", "index"), ignore_errors=True)
+            stale = self.ok("check", "--description", "bump it", "--code", "--json").json()
+            self.assertEqual(stale["novelty_guard"], fresh["novelty_guard"])
+
     def test_code_without_train_py_is_an_error(self):
         plain = os.path.join(self.tmp, "plain")
         os.makedirs(plain)

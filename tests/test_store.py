@@ -241,10 +241,16 @@ class IndexTest(LedgerCase):
         segments = [n for n in os.listdir(self.path("results", "memorylab", "index"))
                     if n.endswith(".marshal")]
         self.assertEqual(sorted(segments), [f"{kind}-0000{n}.marshal" for kind in
-                                            ("novelty_features", "rows") for n in range(3)])
-        lean, _ = Store(self.repo).read_rows_lean()   # the row segments alone
+                                            ("details", "novelty_features", "rows")
+                                            for n in range(3)])
+        lean, _ = Store(self.repo).read_rows_lean()   # without the features' segments
         self.assertEqual(lean, [{k: v for k, v in row.items() if k != "novelty_features"}
                                 for row in fresh])
+        guard, _ = Store(self.repo).read_guard_rows()   # without the details' segments
+        self.assertEqual(guard, [{k: v for k, v in row.items() if k not in store_module.DETAILS}
+                                 for row in fresh])
+        self.assertIn("timestamp_utc", fresh[0])
+        self.assertNotIn("timestamp_utc", guard[0])
 
     def test_bad_lines_survive_the_index(self):
         self.write_ledger(b"{bad\n" + self.old_lines())
@@ -256,13 +262,15 @@ class IndexTest(LedgerCase):
     def test_corrupt_index_is_rebuilt(self):
         self.write_ledger(self.old_lines())
         expected = self.rows()[0]
-        for kind in ("rows", "novelty_features"):
+        for kind in ("rows", "details", "novelty_features"):
             with open(self.path("results", "memorylab", "index", f"{kind}-00000.marshal"), "wb") as f:
                 f.write(b"\x00garbage")
             store_module._LOADED.clear()
             self.assertEqual(Store(self.repo).read_rows()[0], expected)
             store_module._LOADED.clear()
             self.assertEqual(len(Store(self.repo).read_rows_lean()[0]), 4)
+            store_module._LOADED.clear()
+            self.assertEqual(len(Store(self.repo).read_guard_rows()[0]), 4)
 
 
 class RecoveryTest(LedgerCase):
