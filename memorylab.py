@@ -450,6 +450,35 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without importing shutil: argparse makes one for
+    every add_argument, and shutil (imported for the terminal's width alone) costs
+    several ms of every command."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
+def _columns():
+    """shutil.get_terminal_size().columns: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def _parent():
+    """A parser of shared arguments, for `parents=`."""
+    return argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
+
+
 class _Unbuilt:
     """Stands in for the parser of a command that is not running: its arguments are
     never built (building every command's parser is a tenth of a short command's
@@ -482,13 +511,13 @@ def command_of(argv):
 def build_parser(command=None):
     """The whole command line; with `command`, only that command's parser is built
     (a run of one command never needs the others')."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _parent()
     common.add_argument("--root", default=argparse.SUPPRESS, metavar="PATH",
                         help="store root (see memorylab.py --help)")
-    as_json = argparse.ArgumentParser(add_help=False)
+    as_json = _parent()
     as_json.add_argument("--json", action="store_true",
                          help="print one JSON object on stdout instead of text")
-    idea = argparse.ArgumentParser(add_help=False)
+    idea = _parent()
     idea.add_argument("--description", required=True, help="what the run changes")
     idea.add_argument("--tags", default="",
                       help="comma- or space-separated tags (lower-cased)")
@@ -500,7 +529,7 @@ def build_parser(command=None):
                       help="base similarity threshold in [0, 1] (default: 0.62)")
     idea.add_argument("--limit", type=int, default=3, help="closest runs to show (default: 3)")
 
-    tracking = argparse.ArgumentParser(add_help=False)
+    tracking = _parent()
     tracking.add_argument("--tracking-uri", default=None,
                           help="mirror the store on this MLflow tracking server "
                                "(default: $MEMORYLAB_TRACKING_URI; none: no mirror)")
@@ -510,7 +539,7 @@ def build_parser(command=None):
                                "autoresearch/<tag> branch, else memorylab)")
 
     parser = _Parser(
-        prog="memorylab.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="memorylab.py", formatter_class=_Formatter,
         description="MemoryLab: research memory for autoresearch. log records every run in "
                     "an\nappend-only ledger, check guards against repeating an idea, report "
                     "writes the\nmorning report. `memorylab.py COMMAND --help` explains a "
@@ -530,7 +559,8 @@ def build_parser(command=None):
     def add_parser(name, parents=(), **kwargs):
         if command is not None and name != command:
             return _Unbuilt()
-        return sub.add_parser(name, parents=list(parents), **kwargs)
+        return sub.add_parser(name, parents=list(parents), formatter_class=_Formatter,
+                              **kwargs)
 
     p = add_parser("init", parents=[common], help="create the store (idempotent)")
     p.set_defaults(run=cmd_init)
@@ -640,7 +670,6 @@ def build_parser(command=None):
         subparser.description = description
         subparser.wrap_description = True   # by format_help, when the help is shown
         subparser.epilog = f"example:\n  {example}" if example else None
-        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

@@ -22,6 +22,8 @@ import math
 import operator
 import re
 
+from . import hex_digest
+
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
@@ -116,6 +118,86 @@ def module_constants(source):
     overrides an earlier one, as at runtime.
     Raises SyntaxError when the source does not parse.
     """
+    constants = _read(source)[1]
+    if constants is None:
+        raise SyntaxError("train.py does not parse")
+    return dict(constants)
+
+
+def normalized_code(source):
+    """train.py's tokens with comments, blank lines and spacing removed, one string.
+
+    Indentation is kept as INDENT/DEDENT markers (it is syntax); docstrings stay.
+    Falls back to stripping each line when the source does not tokenize.
+    """
+    return _read(source)[0]
+
+
+# Reading a train.py (tokenize and ast: ~35 ms for upstream's) is memoised by the
+# sha256 of its text: in the process, and across processes through `memo_state` and
+# `load_memo` (lab keeps it in the store's index), so the next `check --code` does
+# not read again the train.py that `log` read at the run's commit.
+MEMO_SIZE = 32
+_MEMO = {}       # sha256 hex of a source -> (normalized code, constants or None)
+_FRESH = set()   # keys read in this process, not yet saved
+
+
+def _read(source):
+    """(normalized code, constants or None when the source does not parse)."""
+    key = hex_digest("sha256", source.encode("utf-8", "surrogatepass"))
+    found = _MEMO.get(key)
+    if found is None:
+        try:
+            constants = _constants_of(source)
+        except SyntaxError:
+            constants = None
+        found = (_normalize(source), constants)
+        _remember(key, found)
+        _FRESH.add(key)
+    return found
+
+
+def _remember(key, value):
+    _MEMO.pop(key, None)
+    _MEMO[key] = value
+    while len(_MEMO) > MEMO_SIZE:
+        _FRESH.discard(next(iter(_MEMO)))
+        del _MEMO[next(iter(_MEMO))]
+
+
+@functools.lru_cache(maxsize=1)
+def _memo_version():
+    """What a saved memo is valid for: this module's own code and the Python that
+    tokenized and parsed (a change to either may change what a source reads as)."""
+    import sys
+    with open(__file__, "rb") as f:
+        return hex_digest("sha256", f.read())[:16] + " " + sys.version
+
+
+def load_memo(state):
+    """Take in a `memo_state` saved earlier; anything else (another version, a
+    damaged file) is ignored."""
+    if not (isinstance(state, dict) and state.get("version") == _memo_version()
+            and isinstance(state.get("entries"), list)):
+        return
+    for item in state["entries"]:
+        if isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], str) \
+                and item[0] not in _MEMO and isinstance(item[1], str) \
+                and (item[2] is None or isinstance(item[2], dict)):
+            _remember(item[0], (item[1], item[2]))
+
+
+def memo_state():
+    """The memo to save (the last MEMO_SIZE sources read), or None when this process
+    read no source that was not in it already."""
+    if not _FRESH:
+        return None
+    _FRESH.clear()
+    return {"version": _memo_version(),
+            "entries": [(key, code, constants) for key, (code, constants) in _MEMO.items()]}
+
+
+def _constants_of(source):
     tree = ast.parse(source)
     constants = {}
     for stmt in tree.body:
@@ -149,13 +231,7 @@ def _fold(constants, name, node):
         constants.pop(name, None)
 
 
-@functools.lru_cache(maxsize=4)   # the hash and the change set of one train.py read it once
-def normalized_code(source):
-    """train.py's tokens with comments, blank lines and spacing removed, one string.
-
-    Indentation is kept as INDENT/DEDENT markers (it is syntax); docstrings stay.
-    Falls back to stripping each line when the source does not tokenize.
-    """
+def _normalize(source):
     import io
     import tokenize  # imported here: only the code hash needs it (check without --code does not)
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
@@ -184,8 +260,7 @@ def fingerprint_source(source):
         constants = module_constants(source)
     except SyntaxError:
         constants = {}
-    import hashlib
-    digest = hashlib.sha256(normalized_code(source).encode("utf-8")).hexdigest()
+    digest = hex_digest("sha256", normalized_code(source).encode("utf-8"))
     return {"constants": constants, "code_sha256": digest}
 
 

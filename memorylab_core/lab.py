@@ -10,6 +10,7 @@ against history -> registry before -> decision packet -> one store transaction
 """
 
 import os
+from contextlib import contextmanager
 
 from . import claims, gitinfo, records, store as store_module
 
@@ -64,6 +65,19 @@ def _working_train_py(cwd):
         return None, path
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read(), path
+
+
+CODE_MEMO = "code_memo.marshal"   # fingerprint's memo, in the store's index
+
+
+@contextmanager
+def _code_memo(store):
+    """Reads of train.py inside this block use, and extend, the memo of sources read
+    by earlier commands (fingerprint.load_memo)."""
+    from . import fingerprint
+    fingerprint.load_memo(store.read_cache(CODE_MEMO))
+    yield
+    store.write_cache(CODE_MEMO, fingerprint.memo_state())
 
 
 def _fingerprint(source):
@@ -168,9 +182,10 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
         rows, bad = store.read_guard_rows()   # without the fields only boards read
     # the whole fingerprint (a hash of the tokenized code) only with --code; the
     # constants alone resolve relative phrases such as "double DEPTH"
-    config = _fingerprint(source) if code else None
-    base_constants = config["constants"] if config else _constants(source)
-    change_set = _working_change(cwd, source, config["constants"]) if code else None
+    with _code_memo(store):
+        config = _fingerprint(source) if code else None
+        base_constants = config["constants"] if config else _constants(source)
+        change_set = _working_change(cwd, source, config["constants"]) if code else None
     champion_config = None
     if code:
         champion_config = _champion_config(rows, _guard_registry(store, rows, now).get("champion"))
@@ -197,9 +212,10 @@ def claim_idea(store, *, description, tags=(), family=None, hypothesis=None, cod
     source, path = _working_train_py(cwd)
     if code and source is None:
         raise records.InputError(f"--code: no train.py at {path}")
-    config = _fingerprint(source) if code else None
-    base_constants = config["constants"] if config else _constants(source)
-    change_set = _working_change(cwd, source, config["constants"]) if code else None
+    with _code_memo(store):
+        config = _fingerprint(source) if code else None
+        base_constants = config["constants"] if config else _constants(source)
+        change_set = _working_change(cwd, source, config["constants"]) if code else None
     idea = records.idea_of(description, hypothesis, family, tags)
     features = novelty.features(idea, base_constants, change_set)  # code is its identity
     claim = claims.make_claim(claims.agent_of(cwd), idea, features, config, now=now,
@@ -230,7 +246,8 @@ def log_run(store, *, description, status, tags=(), family=None, hypothesis=None
     inputs = records.gather_inputs(status=status, summary_path=summary_path,
                                    log_path=log_path, error_text=error_text)
 
-    git, config, base_constants, patch, change_set = _run_provenance(cwd)
+    with _code_memo(store):
+        git, config, base_constants, patch, change_set = _run_provenance(cwd)
     draft = records.draft_record(now=now, git=git, description=description, status=status,
                                  inputs=inputs, family=family, hypothesis=hypothesis,
                                  tags=tags, notes=notes, config=config, change_set=change_set)

@@ -35,7 +35,7 @@ import re
 import sys
 from contextlib import contextmanager
 
-from . import gitinfo
+from . import gitinfo, hex_digest
 from .fields import is_finite_number, memory_gb_of
 
 LAB_DIR = os.path.join("results", "memorylab")
@@ -478,8 +478,10 @@ class Store:
     def _segment(self, number, kind, count):
         """The list in a segment file; ValueError when it holds fewer than `count`."""
         import marshal
-        with open(self._segment_path(number, kind), "rb") as f:
-            values = marshal.loads(f.read())
+        import mmap
+        with open(self._segment_path(number, kind), "rb") as f, \
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            values = marshal.loads(data)   # mapped, not copied: fewer page faults
         if len(values) < count:
             raise ValueError("short segment")
         return values
@@ -531,17 +533,9 @@ class Store:
     def _persist_index(self, state, rows, first_new):
         """Write the segments touched by rows[first_new:], then meta.json. Skipped
         (the cache just stays behind) when another process is writing it."""
-        import fcntl
         import marshal
-        try:
-            os.makedirs(self.index_dir, exist_ok=True)
-            fd = os.open(os.path.join(self.index_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            return
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+        with self._index_locked() as locked:
+            if not locked:
                 return
             start = first_new // SEGMENT_ROWS
             if first_new == 0 or len(state["segments"]) < start:
@@ -561,10 +555,51 @@ class Store:
             meta = dict(state, bad=[list(b) for b in state["bad"]])
             write_atomic(os.path.join(self.index_dir, "meta.json"), json.dumps(meta),
                          durable=False)
-        except (OSError, ValueError):
-            pass
+
+    @contextmanager
+    def _index_locked(self):
+        """Yields whether this process may write the index now (its lock taken
+        without waiting); errors writing it are swallowed: it is a cache."""
+        import fcntl
+        try:
+            os.makedirs(self.index_dir, exist_ok=True)
+            fd = os.open(os.path.join(self.index_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            try:
+                yield True
+            except (OSError, ValueError):
+                pass
         finally:
             os.close(fd)
+
+    def read_cache(self, name):
+        """The value marshalled in the index's file `name` (a cache kept beside the
+        rows, e.g. fingerprint's memo), or None when it is missing or unreadable."""
+        import marshal
+        try:
+            with open(os.path.join(self.index_dir, name), "rb") as f:
+                return marshal.loads(f.read())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+
+    def write_cache(self, name, value):
+        """Write `value` to the index's file `name` (marshal), unless the store is not
+        initialized or another process is writing the index (then it stays behind)."""
+        import marshal
+        if value is None or not self.initialized():
+            return
+        with self._index_locked() as locked:
+            if locked:
+                write_atomic(os.path.join(self.index_dir, name), marshal.dumps(value),
+                             durable=False)
 
     # ---------------------------------------------------------------- writing
     def taken(self, run_id, known_ids):
@@ -1059,14 +1094,13 @@ def _python_tag():
 def _signatures(path, offset):
     """Hashes of the first and last SIGNATURE_BYTES before `offset`: cheap evidence
     that the ledger's indexed part is unchanged."""
-    import hashlib
     if offset <= 0:
         return "", ""
     with open(path, "rb") as f:
         head = f.read(min(offset, SIGNATURE_BYTES))
         f.seek(max(0, offset - SIGNATURE_BYTES))
         tail = f.read(min(offset, SIGNATURE_BYTES))
-    return hashlib.sha1(head).hexdigest(), hashlib.sha1(tail).hexdigest()
+    return hex_digest("sha1", head), hex_digest("sha1", tail)
 
 
 @contextmanager

@@ -10,7 +10,8 @@ ledger (~2.7 KB records with novelty guard and decision packet, mixed statuses a
 families, a few train.py configs) into a fresh git repo, then times
 `python memorylab.py ...` as separate processes, each command cold (the slim-row
 index deleted first, so this call rebuilds it from the ledger) and warm (median of
---repeat calls). `report` runs first, so later commands find a registry file, as
+--repeat calls). The ledger's train.py is a 10-line stand-in; two more columns time
+`check --code` with the repository's own train.py (first after an edit, and again). `report` runs first, so later commands find a registry file, as
 they do in a store in use. The first line also times a bare interpreter
 (`python -c pass`), the floor under every whole-process figure.
 Targets: check <= 0.1 s, log <= 0.5 s, report <= 0.5 s at 10k runs;
@@ -43,7 +44,7 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, HERE)
 
-from mlhelpers import TRAIN_PY, make_repo, metrics  # noqa: E402
+from mlhelpers import TRAIN_PY, git, make_repo, metrics  # noqa: E402
 
 from memorylab_core import fingerprint, novelty  # noqa: E402
 
@@ -226,9 +227,32 @@ def bench(size, repeat, keep):
         shutil.rmtree(index, ignore_errors=True)  # cold: the index is (re)built
         result[name + "_cold"] = run()
         result[name] = _median([run() for _ in range(repeat)])
+    result["check_upstream_edit"], result["check_upstream"] = upstream_checks(repo, check, repeat)
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return dict(result, size=size, record_bytes=average, generate_s=made)
+
+
+def upstream_checks(repo, check, repeat):
+    """(first check after an edit, the same check again): `check --code` with the
+    repository's own train.py (~650 lines) committed in place of the small one the
+    ledger was made with, then edited (an uncommitted constant change, new each
+    time). The first check after an edit tokenizes and parses the edited file; the
+    committed one was read by an earlier command and comes from the code memo."""
+    with open(os.path.join(REPO_ROOT, "train.py")) as f:
+        upstream = f.read()
+    target = os.path.join(repo, "train.py")
+    with open(target, "w") as f:
+        f.write(upstream)
+    git(repo, "commit", "-qam", "upstream train.py")
+    timed(repo, *check)   # the committed file read once, as `log` would have
+    first, again = [], []
+    for i in range(repeat):
+        with open(target, "w") as f:
+            f.write(upstream + f"\nBENCH_EDIT = {i + 1}\n")
+        first.append(timed(repo, *check))
+        again.append(timed(repo, *check))
+    return _median(first), _median(again)
 
 
 # One `log` process that also reports the CPU seconds it spent holding the exclusive
@@ -409,15 +433,17 @@ def main():
     wall, cpu = startup(args.repeat)
     print(f"bare interpreter (python -c pass): {wall:.3f}/{cpu:.3f}")
     columns = ("check", "log", "report")
-    print("wall / CPU seconds per whole process (cold: index rebuilt; warm: median)")
+    print("wall / CPU seconds per whole process (cold: index rebuilt; warm: median;\n"
+          "upstream: check --code with the repository's train.py, first after an edit, again)")
     print(f"{'runs':>7} {'rec B':>5} " + " ".join(f"{c + ' cold':>13} {c + ' warm':>13}"
-                                                   for c in columns))
+                                                   for c in columns)
+          + f" {'upstream edit':>13} {'again':>13}")
     for size in args.sizes:
         r = bench(size, args.repeat, args.keep)
         cells = []
-        for c in columns:
-            for key in (c + "_cold", c):
-                cells.append(f"{r[key][0]:>6.3f}/{r[key][1]:<6.3f}")
+        for key in [k for c in columns for k in (c + "_cold", c)] + \
+                ["check_upstream_edit", "check_upstream"]:
+            cells.append(f"{r[key][0]:>6.3f}/{r[key][1]:<6.3f}")
         print(f"{r['size']:>7} {r['record_bytes']:>5.0f} " + " ".join(cells), flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 

@@ -80,6 +80,15 @@ class HashTests(unittest.TestCase):
     def test_a_code_change_alters_the_hash(self):
         self.assertNotEqual(self.sha(SOURCE), self.sha(SOURCE.replace("return steps", "return steps + 1")))
 
+    def test_the_hash_is_pinned(self):
+        # code_sha256 is stored in every ledger: a change to the normalisation or the
+        # digest would make every earlier run look like other code
+        import hashlib
+        self.assertEqual(self.sha(SOURCE),
+                         "81cdb4698acd4a63aa65cc188d8379d8eba815de6e0a14bdd27ce047e0452e2e")
+        self.assertEqual(self.sha(SOURCE), hashlib.sha256(
+            fingerprint.normalized_code(SOURCE).encode("utf-8")).hexdigest())
+
     def test_indentation_is_syntax(self):
         a = "def f():\n    x = 1\n    return x\n"
         b = "def f():\n    x = 1\nreturn_x = 1\n"

@@ -202,3 +202,62 @@ class ChangeSetTests(LabCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CodeMemoTests(LabCase):
+    """`check --code` and `log` keep what they read of each train.py in the index
+    (code_memo.marshal), so the next command does not tokenize it again. Separate
+    processes: the memo also lives in the memory of the process that read it."""
+
+    def setUp(self):
+        super().setUp()
+        self.ok("init")
+        self.log_keep("baseline", 0.998)
+        with open(self.path("train.py")) as f:
+            text = f.read()
+        with open(self.path("train.py"), "w") as f:
+            f.write(text.replace("MATRIX_LR = 0.04", "MATRIX_LR = 0.05"))
+        self.memo = self.path("results", "memorylab", "index", "code_memo.marshal")
+
+    def check(self):
+        result = self.cli_process("check", "--description", "bump it", "--code", "--json")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(result.err, "")
+        return result.json()
+
+    def poison(self, version=None):
+        """Read the memo file and make the edited train.py's constants say 0.07."""
+        import hashlib
+        import marshal
+        with open(self.path("train.py"), "rb") as f:
+            key = hashlib.sha256(f.read()).hexdigest()
+        with open(self.memo, "rb") as f:
+            state = marshal.loads(f.read())
+        state["entries"] = [(k, code, dict(constants, MATRIX_LR=0.07) if k == key else constants)
+                            for k, code, constants in state["entries"]]
+        self.assertIn(key, [k for k, _, _ in state["entries"]])
+        if version is not None:
+            state["version"] = version
+        with open(self.memo, "wb") as f:
+            f.write(marshal.dumps(state))
+
+    def test_the_memo_changes_nothing_but_is_read(self):
+        expected = self.check()
+        self.assertTrue(os.path.exists(self.memo))
+        self.assertEqual(expected["novelty_guard"]["config_delta"],
+                         [{"name": "MATRIX_LR", "old": 0.04, "new": 0.05}])
+        os.remove(self.memo)
+        self.assertEqual(self.check(), expected)
+        self.assertEqual(self.check(), expected)   # from the memo written just now
+        self.poison()   # proof that it is read: a memo that lies is believed
+        self.assertEqual(self.check()["novelty_guard"]["config_delta"],
+                         [{"name": "MATRIX_LR", "old": 0.04, "new": 0.07}])
+
+    def test_a_memo_of_another_version_or_damaged_is_ignored(self):
+        expected = self.check()
+        self.poison(version="another version")
+        self.assertEqual(self.check(), expected)
+        with open(self.memo, "wb") as f:
+            f.write(b"\x00 not marshal")
+        self.assertEqual(self.check(), expected)
+        self.assertEqual(self.ok("doctor").code, 0)
