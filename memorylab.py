@@ -17,6 +17,12 @@ import json
 import os
 import sys
 
+# argparse's own words ("usage:", "error:", "the following arguments are required")
+# stay English whatever the locale: agents parse them, and looking a translation up
+# imports locale on every command
+argparse._ = str
+argparse.ngettext = lambda singular, plural, count: singular if count == 1 else plural
+
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
 EXIT_PROBLEMS = 3  # doctor: problems found that `doctor --repair` fixes
 MAX_WARNINGS = 20

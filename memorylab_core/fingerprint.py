@@ -16,7 +16,6 @@ nothing huge is ever computed). The code hash ignores comments, blank lines and 
 train.py or editing a comment keeps the fingerprint; any token change alters it.
 """
 
-import ast
 import functools
 import math
 import operator
@@ -24,12 +23,12 @@ import re
 
 from . import hex_digest
 
-_BINARY = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+# ast node classes by name: `ast` is imported only when a source is parsed (a train.py
+# read before comes from the memo below, and importing ast costs a warm check ~3 ms)
+_BINARY = {"Add": operator.add, "Sub": operator.sub, "Mult": operator.mul,
+           "Div": operator.truediv, "FloorDiv": operator.floordiv, "Mod": operator.mod,
+           "Pow": operator.pow}
+_UNARY = {"USub": operator.neg, "UAdd": operator.pos, "Not": operator.not_}
 
 
 TOO_LARGE = "<too large>"
@@ -57,42 +56,45 @@ def _sized(value):
 
 
 def _fold_cost(op, left, right):
-    """Refuse (with _TooLarge) an operation whose result would blow the budget before
-    computing it: repeating a string or list, or a power of a big base."""
-    if isinstance(op, ast.Mult):
+    """Refuse (with _TooLarge) an operation (`op`, the name of its ast class) whose
+    result would blow the budget before computing it: repeating a string or list, or
+    a power of a big base."""
+    if op == "Mult":
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, (str, list)) and isinstance(count, int) and \
                     len(seq) * max(count, 0) > MAX_LENGTH:
                 raise _TooLarge
-    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and \
+    if op == "Pow" and isinstance(left, int) and isinstance(right, int) and \
             right > 0 and (abs(left).bit_length() - 1) * right > MAX_DIGITS * 4:
         raise _TooLarge
 
 
 def _evaluate(node, known):
     """Value of a literal-ish expression node; raise _NotConstant otherwise."""
-    if isinstance(node, ast.Constant):
+    kind = type(node).__name__
+    if kind == "Constant":
         if isinstance(node.value, (int, float, str, bool)) or node.value is None:
             return _sized(_finite(node.value))
         raise _NotConstant
-    if isinstance(node, (ast.Tuple, ast.List)):
+    if kind == "Tuple" or kind == "List":
         return _sized([_evaluate(item, known) for item in node.elts])
-    if isinstance(node, ast.Name) and node.id in known:
+    if kind == "Name" and node.id in known:
         if known[node.id] == TOO_LARGE:
             raise _TooLarge
         return known[node.id]
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+    op = type(getattr(node, "op", None)).__name__
+    if kind == "UnaryOp" and op in _UNARY:
         try:
-            return _finite(_UNARY[type(node.op)](_evaluate(node.operand, known)))
+            return _finite(_UNARY[op](_evaluate(node.operand, known)))
         except TypeError as exc:  # e.g. -"a" in a half-edited file
             raise _NotConstant from exc
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+    if kind == "BinOp" and op in _BINARY:
         left, right = _evaluate(node.left, known), _evaluate(node.right, known)
-        if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
+        if op == "Pow" and isinstance(right, (int, float)) and abs(right) > 64:
             raise _NotConstant
-        _fold_cost(node.op, left, right)
+        _fold_cost(op, left, right)
         try:
-            value = _BINARY[type(node.op)](left, right)
+            value = _BINARY[op](left, right)
         except Exception as exc:  # e.g. 1/0 or "a" - 1 in a half-edited file
             raise _NotConstant from exc
         return _sized(_finite(value))
@@ -198,6 +200,7 @@ def memo_state():
 
 
 def _constants_of(source):
+    import ast
     tree = ast.parse(source)
     constants = {}
     for stmt in tree.body:
@@ -221,6 +224,7 @@ def _constants_of(source):
 def _fold(constants, name, node):
     """Set constants[name] to the folded value of `node` (TOO_LARGE beyond the
     budget), or drop the name when `node` is not a constant expression."""
+    import ast
     try:
         if sum(1 for _ in ast.walk(node)) > MAX_NODES:
             raise _TooLarge

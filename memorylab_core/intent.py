@@ -82,13 +82,18 @@ _LABEL = r"^\s*(?:(?:log|experiment|exp|idea|note|trial|test|attempt|try|retry|r
 _TRAILING_VERDICT = r"\s+(?:keep|kept|discard\w*|revert\w*|crash\w*|(?:new\s+)?best|ok|confirm\w*)\s*[.!]*\s*$"
 # an aside that names the old value stays with the change: "(was 0.04)", "(replaces ReLU^2)"
 _OLD_ASIDE = r"^\s*(?:was|were|from|previously|formerly|originally|replac\w*|instead\s+of|rather\s+than|up\s+from|down\s+from)\b"
-# words that open a purpose ("... to match the budget", "... for faster adaptation")
-_PURPOSE = (r"\s(?:to|so\s+as\s+to|in\s+order\s+to)\s+(?:reduce|improve|recover|avoid|speed|match|see|test|check|get|allow"
-            r"|let|make|give|help|stabili[sz]e|fix|prevent|learn|fit|free|save|exploit|compensate|counter|offset"
-            r"|encourage|balance|capture|smooth|accelerate|trade|compare|verify|measure|isolate|probe|push|squeeze"
-            r"|regain|fill|use|cut|lower|raise|boost)\b.*$"
-            r"|\sfor\s+(?:faster|slower|better|more|less|higher|lower|smoother|quicker|stabler|stable|cheaper|extra"
-            r"|improved|reduced|quick|fast)\b.*$")
+# words that open a purpose ("... to match the budget", "... for faster adaptation"):
+# what is left of a description from there is no change. Word sets, not one regex
+# alternation: compiling that took a check more time than the whole parse.
+_PURPOSE_VERBS = frozenset(
+    "reduce improve recover avoid speed match see test check get allow let make give help "
+    "stabilise stabilize fix prevent learn fit free save exploit compensate counter offset "
+    "encourage balance capture smooth accelerate trade compare verify measure isolate probe "
+    "push squeeze regain fill use cut lower raise boost".split())
+_PURPOSE_QUALITIES = frozenset(
+    "faster slower better more less higher lower smoother quicker stabler stable cheaper "
+    "extra improved reduced quick fast".split())
+_PURPOSE = r"(?i)(?=\s(?:(?:to|so\s+as\s+to|in\s+order\s+to)\s+(\w+)|for\s+(\w+)))"
 # context after the change: "at batch 2^13", "after removing logit cap", "with depth 6 + GQA", "on 16GB"
 _CONTEXT_WORD = r"\b(?:at|after|with|on|under|given|during|while|using|inside|within)\b"
 _CONTEXT = r"\s(?:at|after|with|on|under|given|during|while|using|inside|within)\s+(?![\d.~#=(-])(?!(?:a|the)\s+\d)\S.*$"
@@ -379,6 +384,15 @@ def _finish(change, base_constants, described=None):
     return [change]
 
 
+def _without_purpose(change):
+    """`change` cut where a purpose opens (see _PURPOSE_VERBS)."""
+    for match in re.finditer(_PURPOSE, change):
+        verb, quality = match.groups()
+        if (verb or "").lower() in _PURPOSE_VERBS or (quality or "").lower() in _PURPOSE_QUALITIES:
+            return change[:match.start()]
+    return change
+
+
 def read(text, base_constants=None):
     """(canonical changes, the change's text) of a description: the change part
     (``change_part``) less a purpose ("to match the budget") and, when what is left
@@ -387,7 +401,7 @@ def read(text, base_constants=None):
     they name besides the change's come as changes marked "aside": True."""
     change, asides = change_part(text)
     if re.search(r"\b(?:to|for)\b", change, re.I):
-        change = re.sub(_PURPOSE, "", change, flags=re.I)
+        change = _without_purpose(change)
     names = {}
 
     def parse(words):   # words in canonical spelling

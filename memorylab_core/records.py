@@ -36,9 +36,9 @@ MAX_WHOLE = 2 ** 53          # integers beyond this are not exact as JSON number
 MAX_NESTING = 32             # depth of a sidecar's provenance/hyperparameters objects
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
-_METRIC_LINE = re.compile(r"^\s*(" + "|".join(METRIC_FIELDS) + r"):\s*(\S+)\s*$")
-_ERROR_LINE = re.compile(r"(\b\w*(Error|Exception)\b|out of memory|Traceback|Killed|"
-                         r"\bFAIL|\berror\b)", re.IGNORECASE)
+# patterns compiled when a run log is read (re caches them), not by every command
+_METRIC_LINE = r"^\s*(" + "|".join(METRIC_FIELDS) + r"):\s*(\S+)\s*$"
+_ERROR_LINE = r"(?i)(\b\w*(Error|Exception)\b|out of memory|Traceback|Killed|\bFAIL|\berror\b)"
 _TAG_SPLIT = re.compile(r"[,\s]+")
 
 
@@ -281,7 +281,7 @@ def metrics_from_log(text, path, lenient=False):
     are not results anyway) are recorded as None."""
     found = {}
     for line in re.split(r"[\r\n]+", text):
-        match = _METRIC_LINE.match(line)
+        match = re.match(_METRIC_LINE, line)
         if match:
             found[match.group(1)] = match.group(2)
     metrics = {}
@@ -311,7 +311,7 @@ def crash_error(error_text, lines, log_given=False):
     if error_text and error_text.strip():
         summary, source = " ".join(error_text.split()), "argument"
     elif lines:
-        candidates = [line for line in lines if _ERROR_LINE.search(line)]
+        candidates = [line for line in lines if re.search(_ERROR_LINE, line)]
         summary, source = (candidates or lines)[-1].strip(), "log"
     elif log_given:
         summary, source = "crash (no --error given and the --log holds no text)", "none"
