@@ -144,8 +144,20 @@ def features(idea, base_constants=None, change_set=None):
     ``weight`` and ``weight_all`` (token weight sums, without and with context);
     ``sig`` (a string identifying all of the above, used to memoise scores).
     """
-    parsed, change = intent.read(idea.get("description") or "", base_constants)
+    parsed, change = _read(idea.get("description") or "", base_constants)
     return _features(idea, parsed, change, code_changes(change_set))
+
+
+_LAST_READ = []   # [(text, base constants), intent.read's result]: check reads one idea thrice
+
+
+def _read(text, base_constants):
+    """intent.read, the last result remembered (callers copy what they change)."""
+    if _LAST_READ and _LAST_READ[0][0] == text and _LAST_READ[0][1] == base_constants:
+        return _LAST_READ[1]
+    result = intent.read(text, base_constants)
+    _LAST_READ[:] = [(text, dict(base_constants) if base_constants else base_constants), result]
+    return result
 
 
 def _compact(change):
@@ -176,13 +188,7 @@ def _packed(changes, tokens, context, direction, code=None, said=None):
     """The features dict of parsed parts (see ``features``)."""
     sig = _signature(changes, tokens, context, direction, code)
     weight = round(_weight(tokens), 4)
-    # the numbers a parsed change moves to: an old value both texts name is no match
-    values = sorted({lexical.number_token(c["value"]) for c in changes
-                     if isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)})
-    knobs = sorted({c["knob"] for c in changes + (code or [])})
-    keys = sorted({"@" + k for c in changes + (code or []) + (said or [])
-                   for k in (c["knob"], c.get("reads_as")) if k}) \
-        if knobs else sorted(set(tokens + context))
+    knobs, keys, values = _change_fields(changes, tokens, context, code, said)
     out = {"version": FEATURES_VERSION, "changes": changes, "knobs": knobs, "keys": keys, "tokens": tokens,
            "context": context, "direction": direction, "weight": weight,
            "weight_all": round(weight + _weight(context), 4), "sig": sig}
@@ -193,6 +199,18 @@ def _packed(changes, tokens, context, direction, code=None, said=None):
     if said:
         out["said"] = said
     return out
+
+
+def _change_fields(changes, tokens, context, code=None, said=None):
+    """(knobs, keys, values) of features with these changes (see ``features``)."""
+    # the numbers a parsed change moves to: an old value both texts name is no match
+    values = sorted({lexical.number_token(c["value"]) for c in changes
+                     if isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)})
+    knobs = sorted({c["knob"] for c in changes + (code or [])})
+    keys = sorted({"@" + k for c in changes + (code or []) + (said or [])
+                   for k in (c["knob"], c.get("reads_as")) if k}) \
+        if knobs else sorted(set(tokens + context))
+    return knobs, keys, values
 
 
 def _signature(changes, tokens, context, direction, code=None):
@@ -216,7 +234,13 @@ def words_only(f):
         return f
     constants = any(c["knob"] != "CODE" for c in code)
     words = f.get("said", []) if constants else f["changes"]
-    return _packed(words, f["tokens"], f["context"], f["direction"])
+    # the fields that depend on the changes made again; the words' own (weights) stay
+    out = {k: v for k, v in f.items() if k not in ("code", "said", "sig", "values")}
+    out["changes"] = words
+    out["knobs"], out["keys"], values = _change_fields(words, f["tokens"], f["context"])
+    if values:
+        out["values"] = values
+    return out
 
 
 # ---------------------------------------------------------------- change relations
@@ -462,12 +486,14 @@ def _candidates(history, probe_knobs, probe_words, code):
 
     A run that parsed only other knobs than the idea cannot match (parsed evidence
     is final); text that shares no word with the idea scores 0. Rows whose stored
-    features are stale are always scored, and so, when ``code`` is (sha, name,
-    value), are runs with the same code hash or the same value of the first
-    changed constant.
+    features are stale are always scored, and so, when ``code`` is (sha, wanted),
+    are runs with the same code hash or the same values of the constants changed
+    from the champion's config (``wanted``: (name, value) pairs, as _config_hit).
     """
     version = FEATURES_VERSION
-    sha, name, value = code or (None, None, None)
+    sha, wanted = code or (None, ())
+    name, value = wanted[0] if wanted else (None, None)
+    rest = wanted[1:]
     # the four comprehensions below differ in one clause each: inlined, not a
     # shared helper, because a function call per row would double the cost
     if probe_knobs:
@@ -480,7 +506,8 @@ def _candidates(history, probe_knobs, probe_words, code):
                 if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
                 or not apart(f["keys"])
                 or ((c := row.get("config")) and (c.get("code_sha256") == sha or (
-                    name is not None and (k := c.get("constants")) and k.get(name) == value)))]
+                    name is not None and (k := c.get("constants")) and k.get(name) == value
+                    and (not rest or all(k.get(n) == v for n, v in rest)))))]
     apart = probe_words.isdisjoint   # an idea in words only is compared with every run's words
     if sha is None:
         return [i for i, row in enumerate(history)
@@ -490,7 +517,8 @@ def _candidates(history, probe_knobs, probe_words, code):
             if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
             or not (apart(f["tokens"]) and apart(f["context"]))
             or ((c := row.get("config")) and (c.get("code_sha256") == sha or (
-                name is not None and (k := c.get("constants")) and k.get(name) == value)))]
+                name is not None and (k := c.get("constants")) and k.get(name) == value
+                and (not rest or all(k.get(n) == v for n, v in rest)))))]
 
 
 def _config_hit(row, code_sha, constants, wanted, delta_text):
@@ -617,7 +645,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     family = named_family(idea.get("family"))
     if base_constants is None and champion_config:
         base_constants = champion_config.get("constants")
-    parsed, change = intent.read(idea.get("description") or "", base_constants)
+    parsed, change = _read(idea.get("description") or "", base_constants)
     code = code_changes(change_set)
     pf = _features(idea, parsed, change, code)
     changes = [dict(c, source="description") for c in parsed]
@@ -653,7 +681,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}
     informative = ("related", "opposite", "other_value", "mention")
-    code = (code_sha,) + (wanted[0] if wanted else (None, None)) if code_sha else None
+    code = (code_sha, wanted) if code_sha else None
     for index in _candidates(history, probe_knobs, probe_words, code):
         row = history[index]
         hit = _config_hit(row, code_sha, cur_constants, wanted, delta_text) if code_sha else None

@@ -43,12 +43,14 @@ LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 7
+INDEX_FORMAT = 8
 SEGMENT_ROWS = 4096
 FEATURES = "novelty_features"   # kept in segment files of their own (Store.read_rows_lean)
-# Row fields no novelty guard reads (the registry, reports and queries do): kept in
+# Row fields no novelty guard reads (the registry, reports and queries do; a run's
+# hypothesis, tags and change set are in its novelty features already): kept in
 # segment files of their own too, so that `check` loads less (Store.read_guard_rows).
-DETAILS = ("timestamp_utc", "branch", "parent_commit", "provenance", "decision_packet", "_facts")
+DETAILS = ("timestamp_utc", "branch", "parent_commit", "provenance", "decision_packet", "_facts",
+           "hypothesis", "tags", "change_set")
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
 # A run id is one folder name: letters, digits and . _ + - (no leading dot, at most 128).
@@ -516,7 +518,7 @@ class Store:
                     row = slim_row(record, line, shared)
                     if self.enrich:
                         self.enrich(row)
-                    rows.append(_compacted(row))
+                    rows.append(_compacted(row, shared))
         state["offset"] += cut
         state["lines"] = line
         state["mtime_ns"] = st.st_mtime_ns
@@ -944,7 +946,7 @@ def _shared(shared, key, value):
     seen = shared.get(token)
     if seen is not None and seen == value:
         return seen
-    value = shared[token] = _interned(value)
+    value = shared[token] = _interned(value, shared)
     return value
 
 
@@ -953,35 +955,47 @@ def _shared(shared, key, value):
 _REPEATED_TEXT = ("status", "family", "branch")
 # Nested values parsed from JSON (their keys too); provenance and config are
 # interned once per distinct dict by `_shared`, the keys slim_row writes are constants.
-_NESTED = ("tags", "novelty_features", "_facts")
+_NESTED = ("tags", "metrics", "novelty_features", "_facts", "change_set")
 
 
-def _compacted(row):
-    """`row` with the repeated strings of an index row interned (see _interned)."""
+def _compacted(row, shared=None):
+    """`row` with the repeated strings of an index row interned, and with `shared`
+    its repeated numbers too (see _interned)."""
     for key in _REPEATED_TEXT:
         value = row.get(key)
         if type(value) is str and len(value) <= INTERN_CHARS:
             row[key] = sys.intern(value)
     for key in _NESTED:
         if row.get(key) is not None:
-            row[key] = _interned(row[key])
+            row[key] = _interned(row[key], shared)
+    features = row.get(FEATURES)
+    if type(features) is dict:   # what the code changed is often what the words said
+        for key in ("code", "said"):
+            if key in features and features[key] == features.get("changes"):
+                features[key] = features["changes"]
     return row
 
 
-def _interned(value):
-    """`value` with its dict keys and short strings interned: marshal then writes
-    each repeated string once and loading the index is faster. Values parsed from
-    JSON are exact dicts, lists and strs (hence `type(...) is`, the cheap test)."""
+def _interned(value, shared=None):
+    """`value` with its dict keys and short strings interned and, given a `shared`
+    dict, each number equal to one seen before (of the same type and sign) replaced
+    by that one: marshal then writes each repeated string or number once (a run's
+    config repeats most of the champion's) and loading the index is faster. Values
+    parsed from JSON are exact dicts, lists and strs (hence `type(...) is`)."""
     kind = type(value)
     if kind is str:
         return sys.intern(value) if len(value) <= INTERN_CHARS else value
+    if kind is float or kind is int:
+        if shared is None:
+            return value
+        return shared.setdefault((kind, value) if value else (kind, value, str(value)), value)
     if kind is dict:
-        return {sys.intern(k) if type(k) is str else k: _interned(v)
+        return {sys.intern(k) if type(k) is str else k: _interned(v, shared)
                 for k, v in value.items()}
     if kind is list:
-        return [_interned(v) for v in value]
+        return [_interned(v, shared) for v in value]
     if kind is tuple:  # row facts: keys and labels repeated on many rows
-        return tuple(sys.intern(v) if type(v) is str else _interned(v) for v in value)
+        return tuple(sys.intern(v) if type(v) is str else _interned(v, shared) for v in value)
     return value
 
 

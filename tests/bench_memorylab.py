@@ -154,6 +154,74 @@ def write_ledger(repo, size, seed=1, earlier=False):
     return total / size
 
 
+# --campaign: ledgers as one agent's campaign writes them with the repository's own
+# train.py. Each run changes one constant of the current champion's config to a value
+# of its own (keeps move the champion), so every run has its own config, code hash,
+# change set and description, as in real ledgers; the synthetic ledgers above reuse
+# 400 ideas and 50 configs, which memoised scores and shared objects make cheap.
+CAMPAIGN_KNOBS = (("MATRIX_LR", "matrix lr"), ("EMBEDDING_LR", "embedding lr"),
+                  ("UNEMBEDDING_LR", "unembedding lr"), ("SCALAR_LR", "scalar lr"),
+                  ("WEIGHT_DECAY", "weight decay"), ("WARMDOWN_RATIO", "warmdown ratio"),
+                  ("WARMUP_RATIO", "warmup ratio"), ("FINAL_LR_FRAC", "final lr frac"),
+                  ("DEPTH", "depth"), ("ASPECT_RATIO", "aspect ratio"),
+                  ("HEAD_DIM", "head dim"), ("TOTAL_BATCH_SIZE", "total batch size"))
+CAMPAIGN_PHRASES = ("increase {k} to {v}", "lower {k} from {o} to {v}", "{k} {o} -> {v}",
+                    "try {k}={v} (was {o})", "{k} {v} instead of {o}, hoping for {w} loss")
+
+
+def upstream_source(constants=None):
+    """The repository's train.py, with `constants` ({NAME: value}) written in."""
+    import re
+    with open(os.path.join(REPO_ROOT, "train.py")) as f:
+        text = f.read()
+    for name, value in (constants or {}).items():
+        text = re.sub(rf"(?m)^({name}\s*=\s*)[^#\n]*", lambda m: f"{m.group(1)}{value!r} ", text)
+    return text
+
+
+def campaign_value(rng, default):
+    """A new value for a knob whose upstream value is `default`: within a factor of
+    two of it (an integer: a step or two of an eighth away)."""
+    if isinstance(default, int):
+        return max(1, default + rng.choice((-2, -1, 1, 2)) * max(1, default // 8))
+    return round(default * 2 ** rng.uniform(-1.0, 1.0), 6) or round(rng.uniform(0.001, 0.1), 6)
+
+
+def write_campaign(repo, size, seed=1):
+    """A campaign ledger (see CAMPAIGN_KNOBS); returns (bytes per record, the
+    champion's constants at the end)."""
+    rng = random.Random(seed)
+    base = fingerprint.fingerprint_source(upstream_source())["constants"]
+    knobs = [(n, words) for n, words in CAMPAIGN_KNOBS if isinstance(base.get(n), (int, float))]
+    ideas, configs = make_ideas(rng, 8), make_configs(rng, 2)   # for make_record's other fields
+    champion = dict(base)
+    lab = os.path.join(repo, "results", "memorylab")
+    os.makedirs(lab, exist_ok=True)
+    total = 0
+    with open(os.path.join(lab, "experiments.jsonl"), "w") as f:
+        for i in range(size):
+            record = make_record(i, rng, ideas, configs)
+            name, words = rng.choice(knobs)
+            old = champion[name]
+            new = campaign_value(rng, base[name])
+            constants = dict(champion, **{name: new})
+            description = rng.choice(CAMPAIGN_PHRASES).format(
+                k=words, o=old, v=new, w=rng.choice(("lower", "smoother", "better")))
+            change_set = {"constants": [{"name": name, "old": old, "new": new}], "hunks": []}
+            idea = {"description": description, "hypothesis": f"{words} {rng.randint(1, 10**6)}",
+                    "family": record["family"], "tags": [words.split()[0]]}
+            record.update(idea, config={
+                "constants": constants,
+                "code_sha256": f"{rng.getrandbits(256):064x}"}, change_set=change_set,
+                novelty_features=novelty.features(idea, champion, change_set))
+            if record["status"] == "keep":
+                champion = constants
+            line = json.dumps(record) + "\n"
+            total += len(line)
+            f.write(line)
+    return total / size, champion
+
+
 def timed(repo, *argv, rss=False):
     """(wall seconds, CPU seconds) of one whole `python memorylab.py ...` process
     (with `rss`, also its peak resident memory in MB). CPU time (user + sys, git
@@ -197,19 +265,31 @@ def _median(pairs):
     return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
 
 
-def bench(size, repeat, keep):
+def bench(size, repeat, keep, campaign=False):
     folder = keep or tempfile.mkdtemp(prefix="memorylab-bench-")
-    repo = os.path.join(folder, f"repo-{size}")
+    repo = os.path.join(folder, f"repo-{size}" + ("-campaign" if campaign else ""))
     shutil.rmtree(repo, ignore_errors=True)
-    make_repo(repo)
     started = time.perf_counter()
-    average = write_ledger(repo, size)
+    if campaign:
+        make_repo(repo, upstream_source())
+        average, champion = write_campaign(repo, size)
+        with open(os.path.join(repo, "train.py"), "w") as f:   # the champion's code, committed
+            f.write(upstream_source(champion))
+        git(repo, "commit", "-qam", "the champion")
+    else:
+        make_repo(repo)
+        average = write_ledger(repo, size)
     made = time.perf_counter() - started
     summary = os.path.join(repo, "summary.json")
     with open(summary, "w") as f:
         json.dump(metrics(val_bpb=0.985), f)
     index = os.path.join(repo, "results", "memorylab", "index")
     check = ("check", "--description", "increase matrix lr to 0.05", "--code")
+    if campaign:   # the agent's next idea, edited into train.py and not committed yet
+        value = round(champion["MATRIX_LR"] * 1.37, 6)
+        with open(os.path.join(repo, "train.py"), "w") as f:
+            f.write(upstream_source(dict(champion, MATRIX_LR=value)))
+        check = ("check", "--description", f"increase matrix lr to {value}", "--code")
     counter = iter(range(10**6))
 
     def log():
@@ -227,29 +307,33 @@ def bench(size, repeat, keep):
         shutil.rmtree(index, ignore_errors=True)  # cold: the index is (re)built
         result[name + "_cold"] = run()
         result[name] = _median([run() for _ in range(repeat)])
-    result["check_upstream_edit"], result["check_upstream"] = upstream_checks(repo, check, repeat)
+    result["check_upstream_edit"], result["check_upstream"] = upstream_checks(
+        repo, check, repeat, champion if campaign else None)
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return dict(result, size=size, record_bytes=average, generate_s=made)
 
 
-def upstream_checks(repo, check, repeat):
+def upstream_checks(repo, check, repeat, champion=None):
     """(first check after an edit, the same check again): `check --code` with the
-    repository's own train.py (~650 lines) committed in place of the small one the
-    ledger was made with, then edited (an uncommitted constant change, new each
-    time). The first check after an edit tokenizes and parses the edited file; the
-    committed one was read by an earlier command and comes from the code memo."""
-    with open(os.path.join(REPO_ROOT, "train.py")) as f:
-        upstream = f.read()
+    repository's own train.py (~650 lines), edited (an uncommitted constant change,
+    new each time). The first check after an edit tokenizes and parses the edited
+    file; the committed one was read by an earlier command and comes from the code
+    memo. Synthetic ledgers (`champion` None) have a 10-line train.py: upstream's is
+    committed in its place first; a campaign's champion is committed already."""
     target = os.path.join(repo, "train.py")
-    with open(target, "w") as f:
-        f.write(upstream)
-    git(repo, "commit", "-qam", "upstream train.py")
+    if champion is None:
+        with open(target, "w") as f:
+            f.write(upstream_source())
+        git(repo, "commit", "-qam", "upstream train.py")
     timed(repo, *check)   # the committed file read once, as `log` would have
     first, again = [], []
     for i in range(repeat):
         with open(target, "w") as f:
-            f.write(upstream + f"\nBENCH_EDIT = {i + 1}\n")
+            if champion is None:
+                f.write(upstream_source() + f"\nBENCH_EDIT = {i + 1}\n")
+            else:
+                f.write(upstream_source(dict(champion, MATRIX_LR=round(0.011 + 0.001 * i, 6))))
         first.append(timed(repo, *check))
         again.append(timed(repo, *check))
     return _median(first), _median(again)
@@ -405,6 +489,9 @@ def main():
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", default=None, help="keep the generated repos in this folder")
+    parser.add_argument("--campaign", action="store_true",
+                        help="campaign ledgers (a config, change set and description of "
+                             "each run's own, the repository's train.py) instead of synthetic ones")
     parser.add_argument("--store", action="store_true",
                         help="store figures instead: rebuilds, doctor, 8 writers")
     parser.add_argument("--writer-logs", type=int, default=5, help="logs per writer (--store)")
@@ -439,7 +526,7 @@ def main():
                                                    for c in columns)
           + f" {'upstream edit':>13} {'again':>13}")
     for size in args.sizes:
-        r = bench(size, args.repeat, args.keep)
+        r = bench(size, args.repeat, args.keep, args.campaign)
         cells = []
         for key in [k for c in columns for k in (c + "_cold", c)] + \
                 ["check_upstream_edit", "check_upstream"]:

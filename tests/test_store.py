@@ -200,6 +200,33 @@ class IndexTest(LedgerCase):
         self.write_ledger(self.old_lines().splitlines(keepends=True)[0])
         self.assertEqual(len(self.rows()[0]), 1)
 
+    def test_numbers_shared_by_rows_keep_their_type_and_sign(self):
+        # the index writes a number repeated across rows once: 1 and 1.0, 0.0 and -0.0
+        # are still told apart, and the features' code/said lists shared with their
+        # changes read as they were written
+        from memorylab_core import novelty
+        records = []
+        for i, (zero, one) in enumerate(((0.0, 1), (-0.0, 1.0), (0.0, 1))):
+            record = old_fork_record(f"20250305T01{i}000Z-aaaaaa{i}", f"aaaaaa{i}", "discard",
+                                     0.99, f"matrix lr 0.0{i + 4}")
+            change = [{"knob": "MATRIX_LR", "direction": "up", "value": 0.04 + i / 100}]
+            record["config"] = {"constants": {"ZERO": zero, "ONE": one, "LR": 0.04},
+                                "code_sha256": f"{i:064x}"}
+            record["novelty_features"] = dict(novelty.features(
+                {"description": record["description"]}), code=change, said=list(change))
+            records.append(record)
+        self.write_ledger(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+        built, _ = self.rows()
+        store_module._LOADED.clear()
+        loaded, _ = self.rows()   # from the persisted index
+        for rows in (built, loaded):
+            shown = [(repr(r["config"]["constants"]["ZERO"]), repr(r["config"]["constants"]["ONE"]))
+                     for r in rows]
+            self.assertEqual(shown, [("0.0", "1"), ("-0.0", "1.0"), ("0.0", "1")])
+            for row, record in zip(rows, records):
+                self.assertEqual(row["novelty_features"]["said"], record["novelty_features"]["said"])
+                self.assertEqual(row["metrics"]["val_bpb"], 0.99)
+
     def test_odd_bytes_in_a_line(self):
         # a BOM before a record still reads (as json.loads reads UTF-8 bytes); bytes
         # that are not UTF-8 make the line bad, with its number, never a crash
