@@ -243,8 +243,9 @@ def slim_row(record, line, shared=None):
         value = record.get(key)
         row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
     features = row["novelty_features"]
-    if features is not None and "sig" in features:   # a memo key, rebuilt when needed:
-        row["novelty_features"] = {k: v for k, v in features.items() if k != "sig"}  # 10 keys, not 11
+    if features is not None and "knobs" in features:   # read by nobody (the changes say it);
+        # `sig`, the key that memoises scores, takes its place: 10 keys, not 11
+        row["novelty_features"] = {k: v for k, v in features.items() if k != "knobs"}
     config = row["config"]
     if config is not None:
         row["config"] = {"constants": config.get("constants") if isinstance(
