@@ -38,8 +38,7 @@ def _enrich_row(row):
     if not (isinstance(features, dict) and features.get("version") == novelty.FEATURES_VERSION):
         idea = records.idea_of(row.get("description") or "", row.get("hypothesis"),
                                row.get("family"), row.get("tags") or ())
-        features = novelty.features(idea, None, row.get("change_set"))
-        row["novelty_features"] = {k: v for k, v in features.items() if k != "knobs"}  # as slim_row
+        row["novelty_features"] = novelty.features(idea, None, row.get("change_set"))
     row["_facts"] = facts.row_facts(row)
 
 

@@ -242,10 +242,6 @@ def slim_row(record, line, shared=None):
     for key in ("provenance", "config", "change_set", "novelty_features", "imported", "origin"):
         value = record.get(key)
         row[key] = value if isinstance(value, dict) else ({} if key == "provenance" else None)
-    features = row["novelty_features"]
-    if features is not None and "knobs" in features:   # read by nobody (the changes say it);
-        # `sig`, the key that memoises scores, takes its place: 10 keys, not 11
-        row["novelty_features"] = {k: v for k, v in features.items() if k != "knobs"}
     config = row["config"]
     if config is not None:
         row["config"] = {"constants": config.get("constants") if isinstance(
@@ -970,8 +966,11 @@ def _compacted(row, shared=None):
         if row.get(key) is not None:
             row[key] = _interned(row[key], shared)
     features = row.get(FEATURES)
-    if type(features) is dict:   # what the code changed is often what the words said
-        for key in ("code", "said"):
+    if type(features) is dict:   # (a copy made by _interned)
+        # `knobs` is read by nobody (the changes say it); keeping `sig`, the key that
+        # memoises scores, in its place leaves a features dict at 10 keys, not 11
+        features.pop("knobs", None)
+        for key in ("code", "said"):   # what the code changed is often what the words said
             if key in features and features[key] == features.get("changes"):
                 features[key] = features["changes"]
     return row
