@@ -34,6 +34,7 @@ import os
 import re
 import sys
 from contextlib import contextmanager
+from sys import intern
 
 from . import gitinfo, hex_digest
 from .fields import is_finite_number, memory_gb_of
@@ -45,6 +46,7 @@ TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
 INDEX_FORMAT = 8
 SEGMENT_ROWS = 4096
+READ_BATCH = 1 << 18   # bytes of ledger read at a time when the index is extended
 FEATURES = "novelty_features"   # kept in segment files of their own (Store.read_rows_lean)
 # Row fields no novelty guard reads (the registry, reports and queries do; a run's
 # hypothesis, tags and change set are in its novelty features already): kept in
@@ -488,35 +490,40 @@ class Store:
     def _extend(self, state, rows, st):
         """Parse the ledger past state["offset"]: append rows, note bad lines, move
         the offset to the end of the last complete line. Returns the warning for a
-        torn last line (which is not consumed: it may still be completed)."""
+        torn last line (which is not consumed: it may still be completed). Reads the
+        new part READ_BATCH bytes at a time: a whole 100k-run ledger in memory (and
+        its lines, a copy) doubled the rebuild's peak memory and page faults."""
         if st.st_size == state["offset"]:
             return []
-        with open(self.ledger_path, "rb") as f:
+        first_new, line, shared = len(rows), state["lines"], {}
+        left, carry = st.st_size - state["offset"], b""
+        with open(self.ledger_path, "rb") as f, _gc_paused():
             f.seek(state["offset"])
-            data = f.read()
-        cut = data.rfind(b"\n") + 1
-        torn = []
-        fragment = data[cut:]
-        line = state["lines"]
-        if fragment.strip():
-            torn = [(line + data[:cut].count(b"\n") + 1,
-                     "incomplete last line (no newline at end of file); left as is")]
-        if not cut:
+            while left > 0:
+                chunk = f.read(min(READ_BATCH, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                data = carry + chunk if carry else chunk
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if not cut:
+                    continue
+                for raw in data[:cut - 1].split(b"\n"):
+                    line += 1
+                    record, problem = _parse_for_row(raw)
+                    if problem:
+                        state["bad"].append((line, problem))
+                    elif record is not None:
+                        row = slim_row(record, line, shared)
+                        if self.enrich:
+                            self.enrich(row)
+                        rows.append(_compacted(row, shared))
+                state["offset"] += cut
+        torn = [(line + 1, "incomplete last line (no newline at end of file); left as is")] \
+            if carry.strip() else []
+        if line == state["lines"]:
             return torn
-        first_new = len(rows)
-        shared = {}
-        with _gc_paused():
-            for raw in data[:cut].split(b"\n")[:-1]:
-                line += 1
-                record, problem = _parse_for_row(raw)
-                if problem:
-                    state["bad"].append((line, problem))
-                elif record is not None:
-                    row = slim_row(record, line, shared)
-                    if self.enrich:
-                        self.enrich(row)
-                    rows.append(_compacted(row, shared))
-        state["offset"] += cut
         state["lines"] = line
         state["mtime_ns"] = st.st_mtime_ns
         state["head"], state["tail"] = _signatures(self.ledger_path, state["offset"])
@@ -955,13 +962,13 @@ _REPEATED_TEXT = ("status", "family", "branch")
 _NESTED = ("tags", "metrics", "novelty_features", "_facts", "change_set")
 
 
-def _compacted(row, shared=None):
+def _compacted(row, shared):
     """`row` with the repeated strings of an index row interned, and with `shared`
     its repeated numbers too (see _interned)."""
     for key in _REPEATED_TEXT:
         value = row.get(key)
         if type(value) is str and len(value) <= INTERN_CHARS:
-            row[key] = sys.intern(value)
+            row[key] = intern(value)
     for key in _NESTED:
         if row.get(key) is not None:
             row[key] = _interned(row[key], shared)
@@ -976,27 +983,31 @@ def _compacted(row, shared=None):
     return row
 
 
-def _interned(value, shared=None):
-    """`value` with its dict keys and short strings interned and, given a `shared`
-    dict, each number equal to one seen before (of the same type and sign) replaced
-    by that one: marshal then writes each repeated string or number once (a run's
+def _interned(value, shared):
+    """A copy of the dict, list or tuple `value` (other values are returned as they
+    are) with its dict keys and short strings interned and each number equal to one
+    seen before in `shared` (of the same type and sign) replaced by that one, at
+    every depth: marshal then writes each repeated string or number once (a run's
     config repeats most of the champion's) and loading the index is faster. Values
-    parsed from JSON are exact dicts, lists and strs (hence `type(...) is`)."""
+    parsed from JSON are exact dicts, lists and strs (hence `type(...) is`). Leaves
+    are handled in the loop, not by a call each: this runs on every indexed row."""
     kind = type(value)
-    if kind is str:
-        return sys.intern(value) if len(value) <= INTERN_CHARS else value
-    if kind is float or kind is int:
-        if shared is None:
-            return value
-        return shared.setdefault((kind, value) if value else (kind, value, str(value)), value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        return value
+    out = []
+    for item in (value.values() if kind is dict else value):
+        each = type(item)
+        if each is str:
+            if len(item) <= INTERN_CHARS or kind is tuple:   # row facts: class keys
+                item = intern(item)
+        elif each is float or each is int:
+            item = shared.setdefault((each, item) if item else (each, item, str(item)), item)
+        elif each is dict or each is list or each is tuple:
+            item = _interned(item, shared)
+        out.append(item)
     if kind is dict:
-        return {sys.intern(k) if type(k) is str else k: _interned(v, shared)
-                for k, v in value.items()}
-    if kind is list:
-        return [_interned(v, shared) for v in value]
-    if kind is tuple:  # row facts: keys and labels repeated on many rows
-        return tuple(sys.intern(v) if type(v) is str else _interned(v, shared) for v in value)
-    return value
+        return dict(zip([intern(key) if type(key) is str else key for key in value], out))
+    return out if kind is list else tuple(out)
 
 
 _GUARD, _PACKET = b', "novelty_guard": ', b', "decision_packet": '
@@ -1010,22 +1021,31 @@ def _loads(raw):
                               "surrogatepass"))   # as json.loads decodes bytes
 
 
-def _parse_for_row(raw):
-    """_parse_line for the index: a line as MemoryLab writes it is parsed without its
-    novelty_guard (the bulkiest member, which slim rows leave out), cut from the
-    top-level `, "novelty_guard": ` to the `, "decision_packet": ` after it (`, "`
-    never occurs inside a JSON string). A cut that does not leave one JSON object
-    (the members were nested, or in another order) falls back to the whole line."""
+def _cut_guard(raw):
+    """A ledger line as MemoryLab writes it without its novelty_guard (the bulkiest
+    member, which slim rows leave out): cut from the top-level `, "novelty_guard": `
+    to the `, "decision_packet": ` after it (`, "` never occurs inside a JSON string).
+    Other lines are returned as they are."""
     start = raw.find(_GUARD)
     if start > 0:
         end = raw.find(_PACKET, start)
         if end > 0:
-            try:
-                record = _loads(raw[:start] + raw[end:])
-            except ValueError:
-                record = None
-            if isinstance(record, dict):
-                return record, None
+            return raw[:start] + raw[end:]
+    return raw
+
+
+def _parse_for_row(raw):
+    """_parse_line for the index, of a line cut by _cut_guard. A cut that does not
+    leave one JSON object (the members were nested, or in another order) falls back
+    to the whole line."""
+    cut = _cut_guard(raw)
+    if cut is not raw:
+        try:
+            record = _loads(cut)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return record, None
     return _parse_line(raw)
 
 

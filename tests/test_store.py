@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import unittest
+import unittest.mock
 
 from mlhelpers import LEDGER, LabCase, commit_change
 
@@ -278,6 +279,32 @@ class IndexTest(LedgerCase):
                                  for row in fresh])
         self.assertIn("timestamp_utc", fresh[0])
         self.assertNotIn("timestamp_utc", guard[0])
+
+    def test_reading_in_small_batches_gives_the_same_rows(self):
+        # the ledger is read a few bytes at a time: lines cut across two reads, bad,
+        # blank and odd lines read the same whatever the size of the reads
+        lines = self.old_lines().splitlines(keepends=True)
+        nested = dict(OLD_LEDGER[1], notes={"novelty_guard": 1, "decision_packet": 2})
+        data = b"".join([b"\xef\xbb\xbf" + lines[0], b"{bad\n", b"\n", lines[1],
+                         b'{"run_id": "x\xff"}\n', json.dumps(nested).encode() + b"\n",
+                         b"[1]\n", lines[2], b"   \n", lines[3],
+                         b'{"run_id": "a"},{"run_id": "b"}\n{"run_id": "c}\n{d"}\n',
+                         b'{"run_id": "torn'])
+        self.write_ledger(data)
+        expected, first = ([1, 4, 6, 8, 10], [2, 5, 7, 11, 12, 13, 14]), None
+        for size in (1 << 20, 700, 64):
+            store_module._LOADED.clear()
+            shutil.rmtree(self.path("results", "memorylab", "index"), ignore_errors=True)
+            with unittest.mock.patch.object(store_module, "READ_BATCH", size):
+                rows, bad = self.rows()
+            self.assertEqual(([r["_line"] for r in rows], [b[0] for b in bad]), expected)
+            self.assertEqual(bad[-1], (14, "incomplete last line (no newline at end of file); "
+                                          "left as is"))
+            self.assertEqual([r["commit"] for r in rows],
+                             ["aaaaaaa", "bbbbbbb", "bbbbbbb", "ccccccc", "ddddddd"])
+            self.assertEqual(rows[2]["description"], "increase matrix lr to 0.08")
+            first = first or rows
+            self.assertEqual(rows, first)
 
     def test_bad_lines_survive_the_index(self):
         self.write_ledger(b"{bad\n" + self.old_lines())
