@@ -95,10 +95,7 @@ def assess(idea, history, **options):
         if not found:
             words_only = {key: value for key, value in options.items()
                           if key not in ("config", "change_set", "champion_config")}
-            said = [dict(row, change_set=None, config=None,
-                         novelty_features=novelty.words_only(row.get("novelty_features")))
-                    for row in crashes]
-            found = novelty.assess(idea, said, **words_only)["top_matches"]
+            found = novelty.assess(idea, crashes, words=True, **words_only)["top_matches"]
         if not found:
             return guard
         crash = next(row for row in reversed(crashes) if row.get("run_id") == found[0]["run_id"])

@@ -628,7 +628,8 @@ def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
 
 
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
-           base_constants=None, config=None, champion_config=None, change_set=None):
+           base_constants=None, config=None, champion_config=None, change_set=None,
+           words=False):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
 
     idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
@@ -638,7 +639,8 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     (``fingerprint.change_set``): when given, its constants and code are the idea's
     identity and the description only its fallback. Adds "explanation" (parsed changes, matched runs and why) and
     "config_delta" (constant changes from the champion's config) to the contract's
-    fields.
+    fields. With ``words``, each run is judged by what its words said (``words_only``,
+    no config): how the fix of a crash, whose code differs, is matched to it.
     """
     eff = effective_threshold(threshold, mode)
     family_eff = max(0.0, eff - FAMILY_BONUS)
@@ -677,6 +679,15 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
+    if words:   # only runs that share a key or word can be candidates (_candidates):
+        # their words-only features are derived, the others' never are
+        reach = {"@" + k for k in probe_knobs} | probe_words
+        history = [dict(row, change_set=None, config=None, novelty_features=words_only(f))
+                   for row in history
+                   if type(f := row.get("novelty_features")) is not dict
+                   or f.get("version") != FEATURES_VERSION or not (
+                       reach.isdisjoint(f["keys"]) and reach.isdisjoint(f["tokens"])
+                       and reach.isdisjoint(f["context"]))]
     matches = []   # (score, index, category, relation, reason)
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}
