@@ -679,15 +679,18 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
-    if words:   # only runs that share a key or word can be candidates (_candidates):
-        # their words-only features are derived, the others' never are
+    if words:
+        # words_only only of the runs that can be candidates (_candidates) once their
+        # features are words only: keys those words give are among the run's keys when
+        # the words name a knob (said, else changes), else they are its tokens
         reach = {"@" + k for k in probe_knobs} | probe_words
         history = [dict(row, change_set=None, config=None, novelty_features=words_only(f))
                    for row in history
                    if type(f := row.get("novelty_features")) is not dict
-                   or f.get("version") != FEATURES_VERSION or not (
-                       reach.isdisjoint(f["keys"]) and reach.isdisjoint(f["tokens"])
-                       and reach.isdisjoint(f["context"]))]
+                   or f.get("version") != FEATURES_VERSION
+                   or (probe_knobs and not reach.isdisjoint(f["keys"]))
+                   or ((not probe_knobs or not f.get("said") or not f["changes"]) and not (
+                       reach.isdisjoint(f["tokens"]) and reach.isdisjoint(f["context"])))]
     matches = []   # (score, index, category, relation, reason)
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}
