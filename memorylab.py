@@ -62,6 +62,15 @@ def _warn_bad_lines(bad):
               "(not shown)", file=sys.stderr)
 
 
+def _warn_train_py(result):
+    """The warning for a working train.py that does not parse (check, claim)."""
+    if result.get("train_py_problem"):
+        print(_one_line(f"warning: {result.get('train_py') or 'train.py'} does not parse: "
+                        f"{result['train_py_problem']}; a run of it would crash at once, and "
+                        "its constants are unknown (judged by its code hash and description)"),
+              file=sys.stderr)
+
+
 def _num(value, digits=6):
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and \
         not isinstance(value, bool) else "-"
@@ -143,6 +152,7 @@ def cmd_check(args, store, now):
                             threshold=args.threshold, limit=args.limit, code=args.code,
                             cwd=args.cwd, now=now)
     _warn_bad_lines(result["bad_lines"])
+    _warn_train_py(result)
     guard = result["novelty_guard"]
     in_flight = result["in_flight"]
     same = [claim for claim in in_flight if claim["same_idea"]]
@@ -150,7 +160,8 @@ def cmd_check(args, store, now):
         (guard.get("policy") or {}).get("decision") == "block" or bool(same))
     if args.json:
         _emit_json({"novelty_guard": guard, "blocked": blocked, "runs": result["runs"],
-                    "train_py": result["train_py"], "in_flight": in_flight,
+                    "train_py": result["train_py"], "train_py_problem": result["train_py_problem"],
+                    "in_flight": in_flight,
                     "bad_lines": _bad_lines_json(result["bad_lines"])})
     else:
         print("\n".join(_guard_lines(guard)
@@ -180,6 +191,7 @@ def cmd_claim(args, store, now):
                             family=args.family, hypothesis=args.hypothesis, code=args.code,
                             ttl_minutes=args.ttl_minutes, cwd=args.cwd, now=now)
     claim, others = result["claim"], result["in_flight"]
+    _warn_train_py(result)
     if args.json:
         _emit_json(result)
     elif result["claimed"]:

@@ -300,21 +300,21 @@ MAX_HUNK_LINES = 40      # normalised lines kept per side of a hunk
 _CONSTANT_LINE = re.compile(r"^[A-Z][A-Z0-9_]*(?: , [A-Z][A-Z0-9_]*)* (?::[^=]*)?= ")
 
 
-def change_set(old_source, new_source, new_constants=None):
+def change_set(old_source, new_source):
     """The change from one train.py to another, as stored with each run:
     {"constants": constant_delta of their module constants, "hunks": [[removed lines],
     [added lines]] of their normalised code (``normalized_code``; comments and spacing
     gone) other than the constants' own assignment lines}. None without both sources.
-    ``new_constants``: the new source's constants when already read."""
+    When either side does not parse, its constants are unknown (not gone): no
+    constant delta, the hunks only."""
     if old_source is None or new_source is None:
         return None
     if old_source == new_source:
         return {"constants": [], "hunks": []}
     try:
-        old_constants = module_constants(old_source)
-        new_constants = module_constants(new_source) if new_constants is None else new_constants
+        old_constants, new_constants = module_constants(old_source), module_constants(new_source)
     except SyntaxError:
-        old_constants = None
+        old_constants = new_constants = None
     import difflib
 
     def lines(source):
@@ -325,8 +325,7 @@ def change_set(old_source, new_source, new_constants=None):
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if tag != "equal" and len(hunks) < MAX_HUNKS:
             hunks.append([a[i1:i2][:MAX_HUNK_LINES], b[j1:j2][:MAX_HUNK_LINES]])
-    return {"constants": constant_delta(old_constants, new_constants) if old_constants is not None else [],
-            "hunks": hunks}
+    return {"constants": constant_delta(old_constants, new_constants), "hunks": hunks}
 
 
 def format_value(value):

@@ -94,13 +94,36 @@ def _constants(source):
         return None
 
 
-def _working_change(cwd, source, constants):
-    """The change of the working train.py (its `constants` already read) against its
-    last commit; None without git, or when nothing changed (the description is then
-    all there is to go on)."""
+def _planned_code(store, source, code, cwd):
+    """(config, constants, change set, problem) of the working train.py (`source`, None
+    when there is none). Its constants always: they resolve relative phrases such as
+    "double DEPTH". With `code` also its fingerprint (a hash of the tokenized code)
+    and its change against the last commit. A train.py that does not parse has
+    unknown constants (None, in the config too: not "every constant gone"), and
+    `problem` says why it does not parse; else problem is None."""
+    with _code_memo(store):
+        constants = _constants(source)
+        config = _fingerprint(source) if code else None
+        change_set = _working_change(cwd, source) if code else None
+    if source is None or constants is not None:
+        return config, constants, change_set, None
+    import ast
+    try:
+        ast.parse(source)
+        problem = "does not parse"
+    except SyntaxError as exc:
+        problem = f"{exc.msg} (line {exc.lineno})"
+    except ValueError as exc:   # a NUL byte (Python < 3.12)
+        problem = str(exc)
+    return (dict(config, constants=None) if config else None), None, change_set, problem
+
+
+def _working_change(cwd, source):
+    """The change of the working train.py against its last commit; None without git,
+    or when nothing changed (the description is then all there is to go on)."""
     from . import fingerprint
     tree = gitinfo.work_tree(cwd)
-    change = fingerprint.change_set(gitinfo.head_file(tree) if tree else None, source, constants)
+    change = fingerprint.change_set(gitinfo.head_file(tree) if tree else None, source)
     return change if change and (change["constants"] or change["hunks"]) else None
 
 
@@ -180,12 +203,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
         raise records.InputError(f"--code: no train.py at {path}")
     with store.lock(exclusive=False):
         rows, bad = store.read_guard_rows()   # without the fields only boards read
-    # the whole fingerprint (a hash of the tokenized code) only with --code; the
-    # constants alone resolve relative phrases such as "double DEPTH"
-    with _code_memo(store):
-        config = _fingerprint(source) if code else None
-        base_constants = config["constants"] if config else _constants(source)
-        change_set = _working_change(cwd, source, config["constants"]) if code else None
+    config, base_constants, change_set, problem = _planned_code(store, source, code, cwd)
     champion_config = None
     if code:
         champion_config = _champion_config(rows, _guard_registry(store, rows, now).get("champion"))
@@ -197,6 +215,7 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
                                  config=config, base_constants=base_constants,
                                  change_set=change_set)
     return {"novelty_guard": guard, "bad_lines": bad, "runs": len(rows),
+            "train_py_problem": problem,
             "train_py": store.relpath(path) if source is not None else None,
             "in_flight": in_flight}
 
@@ -212,10 +231,7 @@ def claim_idea(store, *, description, tags=(), family=None, hypothesis=None, cod
     source, path = _working_train_py(cwd)
     if code and source is None:
         raise records.InputError(f"--code: no train.py at {path}")
-    with _code_memo(store):
-        config = _fingerprint(source) if code else None
-        base_constants = config["constants"] if config else _constants(source)
-        change_set = _working_change(cwd, source, config["constants"]) if code else None
+    config, base_constants, change_set, problem = _planned_code(store, source, code, cwd)
     idea = records.idea_of(description, hypothesis, family, tags)
     features = novelty.features(idea, base_constants, change_set)  # code is its identity
     claim = claims.make_claim(claims.agent_of(cwd), idea, features, config, now=now,
@@ -223,7 +239,7 @@ def claim_idea(store, *, description, tags=(), family=None, hypothesis=None, cod
     others = claims.add_claim(store, claim, idea, now=now, config=config,
                               base_constants=base_constants, change_set=change_set)
     return {"claim": claim, "claimed": not any(c["same_idea"] for c in others),
-            "in_flight": others}
+            "in_flight": others, "train_py_problem": problem}
 
 
 # ---------------------------------------------------------------- log
@@ -346,7 +362,7 @@ def _run_provenance(cwd):
     if git["full_parent"]:
         parent = gitinfo.file_at(tree, git["full_parent"])
         base = _fingerprint(parent) or config
-        change_set = fingerprint.change_set(parent, source, (config or {}).get("constants"))
+        change_set = fingerprint.change_set(parent, source)
     patch = gitinfo.patch_from_parent(tree, git["full_commit"])
     return git, config, (base or {}).get("constants"), patch, change_set
 

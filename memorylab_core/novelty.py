@@ -660,7 +660,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     cur_constants = None
     if config:
         code_sha = config.get("code_sha256")
-        cur_constants = config.get("constants") or {}
+        cur_constants = config.get("constants")   # None: unknown (train.py does not parse)
         if champion_config:
             config_delta = fingerprint.constant_delta(champion_config.get("constants") or {}, cur_constants)
         described = {c["knob"] for c in changes}

@@ -185,6 +185,36 @@ class Campaign(LabCase):
         self.assertEqual(result.code, 0, result)
         self.assertIn(f"Fix of crashed run {crashed['run_id']}", result.out)
 
+    def test_a_train_py_that_does_not_parse_is_named_not_read_as_every_constant_gone(self):
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        with open(self.path("train.py")) as f:
+            good = f.read()
+        self.write("train.py", good.replace("DEPTH = 8", "DEPTH = 12 +"))   # a typo
+        line = good.splitlines().index("DEPTH = 8") + 1
+        result = self.check("depth 8 -> 12", "--code")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(f"warning: train.py does not parse: invalid syntax (line {line}); a run of "
+                      "it would crash at once", result.err)
+        self.assertNotIn("-> None", result.out)
+        data = self.ok("check", "--description", "depth 8 -> 12", "--code", "--json").json()
+        self.assertEqual(data["train_py_problem"], f"invalid syntax (line {line})")
+        self.assertEqual(data["novelty_guard"]["config_delta"], [])
+        # run as it is, it crashes; the crash's change is unknown in constants, not
+        # every constant of train.py turned off
+        git(self.repo, "commit", "-q", "-am", "depth 12")
+        self.train(error="SyntaxError: invalid syntax")
+        self.log("depth 8 -> 12", "crash", crash="SyntaxError: invalid syntax")
+        crashed = self.records()[-1]
+        self.assertEqual(crashed["change_set"]["constants"], [])
+        self.assertNotIn("code", crashed["novelty_features"])
+        self.reset()
+        self.write("train.py", good.replace("DEPTH = 8", "DEPTH = 12"))   # the fix
+        fixed = self.check("depth 8 -> 12", "--code")
+        self.assertEqual((fixed.code, fixed.err), (0, ""), fixed)
+        self.assertIn(f"Fix of crashed run {crashed['run_id']}", fixed.out)
+        self.assertIn("Config delta vs champion: DEPTH 8 -> 12", fixed.out)
+
     # ---- the night
     def test_a_night(self):
         self.assertIn("Next: baseline", self.brief())

@@ -18,8 +18,9 @@ import subprocess
 import sys
 import unittest
 
-import memorylab
-from mlhelpers import CLI, REPO_ROOT, LabCase
+from mlhelpers import CLI, REPO_ROOT, LabCase  # (puts the repository on sys.path)
+
+import memorylab  # noqa: E402
 
 API_DOC = os.path.join(REPO_ROOT, "docs", "memorylab_api.md")
 VIEWS_DOC = os.path.join(REPO_ROOT, "docs", "memorylab_views.md")
