@@ -61,7 +61,7 @@ def _aside(match):
     return f"\x00{inner}\x01" if len(words) >= 2 else match.group(0)
 
 
-_RATIONALE = (r"\s(?:because|since|so that|in order to|hoping|expecting|to see (?:if|whether)"
+_RATIONALE = (r"\s(?:because|since|now that|so that|in order to|hoping|expecting|to see (?:if|whether)"
               r"|to test (?:if|whether)|as (?:suggested|in)|which should|motivated by)\b.*$")
 
 

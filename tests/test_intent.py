@@ -119,6 +119,8 @@ class ValueTests(unittest.TestCase):
     def test_rationale_is_not_parsed(self):
         self.assertEqual(parsed("lower warmdown to 0.3 since the lr decays too late"),
                          [("WARMDOWN_RATIO", "down", 0.3)])
+        self.assertEqual(parsed("lower matrix lr to 0.03 now that the batch is bigger"),
+                         [("MATRIX_LR", "down", 0.03)])
 
     def test_counts_and_deltas(self):
         self.assertChange("use 10 transformer layers", "DEPTH", "up", 10)
