@@ -151,7 +151,7 @@ def _read(source):
     if found is None:
         try:
             constants = _constants_of(source)
-        except SyntaxError:
+        except (SyntaxError, ValueError):   # ValueError: a NUL byte (Python < 3.12)
             constants = None
         found = (_normalize(source), constants)
         _remember(key, found)
@@ -259,13 +259,12 @@ def _normalize(source):
 
 
 def fingerprint_source(source):
-    """{"constants": {...}, "code_sha256": hex} for the text of a train.py."""
-    try:
-        constants = module_constants(source)
-    except SyntaxError:
-        constants = {}
+    """{"constants": {...}, "code_sha256": hex} for the text of a train.py; constants
+    None (unknown, not none) when it does not parse."""
+    constants = _read(source)[1]
     digest = hex_digest("sha256", normalized_code(source).encode("utf-8"))
-    return {"constants": constants, "code_sha256": digest}
+    return {"constants": dict(constants) if constants is not None else None,
+            "code_sha256": digest}
 
 
 def same_value(a, b):

@@ -112,10 +112,10 @@ def _planned_code(store, source, code, cwd):
         ast.parse(source)
         problem = "does not parse"
     except SyntaxError as exc:
-        problem = f"{exc.msg} (line {exc.lineno})"
+        problem = exc.msg + (f" (line {exc.lineno})" if exc.lineno else "")
     except ValueError as exc:   # a NUL byte (Python < 3.12)
         problem = str(exc)
-    return (dict(config, constants=None) if config else None), None, change_set, problem
+    return config, None, change_set, problem
 
 
 def _working_change(cwd, source):

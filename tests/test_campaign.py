@@ -207,13 +207,44 @@ class Campaign(LabCase):
         self.log("depth 8 -> 12", "crash", crash="SyntaxError: invalid syntax")
         crashed = self.records()[-1]
         self.assertEqual(crashed["change_set"]["constants"], [])
+        self.assertIsNone(crashed["config"]["constants"])
         self.assertNotIn("code", crashed["novelty_features"])
+        compared = self.ok("compare", self.records()[0]["run_id"], crashed["run_id"]).out
+        self.assertIn("Config delta: unknown", compared)
         self.reset()
         self.write("train.py", good.replace("DEPTH = 8", "DEPTH = 12"))   # the fix
         fixed = self.check("depth 8 -> 12", "--code")
         self.assertEqual((fixed.code, fixed.err), (0, ""), fixed)
         self.assertIn(f"Fix of crashed run {crashed['run_id']}", fixed.out)
         self.assertIn("Config delta vs champion: DEPTH 8 -> 12", fixed.out)
+
+    def test_a_train_py_with_a_nul_byte_is_named_too(self):
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        with open(self.path("train.py")) as f:
+            good = f.read()
+        self.write("train.py", good.replace("DEPTH = 8", "DEPTH = 8\x00"))
+        result = self.check("depth 8 -> 12", "--code")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("warning: train.py does not parse: ", result.err)
+        self.assertIn("null bytes", result.err)
+
+    def test_the_fix_of_a_crash_whose_words_name_no_knob_is_recognised(self):
+        # the crash changed DEPTH in code, its words named no knob: the words they
+        # share tie the fix to it
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        self.edit("DEPTH = 8", "DEPTH = 12", "bigger")
+        self.train(error="torch.OutOfMemoryError: CUDA out of memory")
+        self.log("the bigger transformer stack from the scaling paper", "crash",
+                 crash="torch.OutOfMemoryError: CUDA out of memory")
+        crashed = self.records()[-1]
+        self.assertEqual(crashed["change_set"]["constants"][0]["name"], "DEPTH")
+        self.assertNotIn("said", crashed["novelty_features"])
+        self.reset()
+        result = self.check("retry the bigger transformer stack from the scaling paper")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(f"Fix of crashed run {crashed['run_id']}", result.out)
 
     # ---- the night
     def test_a_night(self):

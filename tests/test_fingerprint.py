@@ -58,9 +58,11 @@ class ConstantTests(unittest.TestCase):
         self.assertEqual(constants, {"A": 2, "B": 3, "C": 8})
 
     def test_unparsable_source_still_hashes(self):
-        fp = fingerprint.fingerprint_source("DEPTH = (\n")
-        self.assertEqual(fp["constants"], {})
-        self.assertEqual(len(fp["code_sha256"]), 64)
+        # its constants are unknown (None), not none ({}): a typo is no change of them
+        for source in ("DEPTH = (\n", "DEPTH = 8\x00\n"):
+            fp = fingerprint.fingerprint_source(source)
+            self.assertIsNone(fp["constants"])
+            self.assertEqual(len(fp["code_sha256"]), 64)
 
 
 class HashTests(unittest.TestCase):

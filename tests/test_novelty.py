@@ -440,6 +440,46 @@ class PolicyTests(unittest.TestCase):
 TRAIN = "DEPTH = 8\nMATRIX_LR = 0.04\n\n\ndef main():\n    return DEPTH\n"
 
 
+class WordsModeTests(unittest.TestCase):
+    """assess(words=True), how a fix is matched to its crash, derives words-only
+    features only for runs that can be candidates: its verdict must be the one
+    over words-only copies of every run."""
+
+    def test_words_mode_judges_as_words_only_copies_of_every_run(self):
+        import random
+        rng = random.Random(7)
+        with open(os.path.join(os.path.dirname(__file__), "data", "novelty_real_pairs.tsv"),
+                  encoding="utf-8") as f:
+            pairs = [line.rstrip("\n").split("\t") for line in f][1:]
+        runs = []
+        for i, (_, prior, _) in enumerate(pairs):
+            # the code said a constant changed, or code only, or nothing (words only)
+            knob, old, new = rng.choice((("DEPTH", 8, 12), ("MATRIX_LR", 0.04, 0.06),
+                                         ("WEIGHT_DECAY", 0.2, 0.0)))
+            change_set = rng.choice((
+                {"constants": [{"name": knob, "old": old, "new": new}], "hunks": []},
+                {"constants": [], "hunks": [[["x = relu(x)"], ["x = gelu(x)"]]]}, None))
+            described = rng.choice((prior, prior, "the idea from the paper, tried again",
+                                    "the bigger model from the scaling paper"))
+            row = run(f"2026010{i % 9}T0000{i:02d}Z-{i:07d}", described, status="crash",
+                      change_set=change_set)
+            row["novelty_features"] = novelty.features(row, None, change_set)
+            runs.append(row)
+        said = [dict(row, change_set=None, config=None,
+                     novelty_features=novelty.words_only(row["novelty_features"]))
+                for row in runs]
+        differ = []
+        planned_too = ["the idea from the paper with depth 10", "the scaling paper's model, "
+                       "matrix lr 0.05", "the bigger model again with weight decay 0.1"]
+        for planned in [p for _, _, p in pairs] + planned_too:
+            idea = {"description": planned, "family": ""}
+            for threshold in (novelty.DEFAULT_THRESHOLD, 0.3):   # 0.3: more near misses shown
+                if novelty.assess(idea, runs, words=True, threshold=threshold) != \
+                        novelty.assess(idea, said, threshold=threshold):
+                    differ.append((planned, threshold))
+        self.assertEqual(differ, [])
+
+
 class ConfigTests(unittest.TestCase):
     def setUp(self):
         self.base = fingerprint.fingerprint_source(TRAIN)
