@@ -495,7 +495,7 @@ class Store:
         its lines, a copy) doubled the rebuild's peak memory and page faults."""
         if st.st_size == state["offset"]:
             return []
-        first_new, line, shared = len(rows), state["lines"], {}
+        first_new, first_line, line, shared = len(rows), state["lines"], state["lines"], {}
         left, carry = st.st_size - state["offset"], b""
         with open(self.ledger_path, "rb") as f, _gc_paused():
             f.seek(state["offset"])
@@ -519,12 +519,12 @@ class Store:
                         if self.enrich:
                             self.enrich(row)
                         rows.append(_compacted(row, shared))
-                state["offset"] += cut
+                state["offset"] += cut   # offset and line count move together
+                state["lines"] = line
         torn = [(line + 1, "incomplete last line (no newline at end of file); left as is")] \
             if carry.strip() else []
-        if line == state["lines"]:
+        if line == first_line:
             return torn
-        state["lines"] = line
         state["mtime_ns"] = st.st_mtime_ns
         state["head"], state["tail"] = _signatures(self.ledger_path, state["offset"])
         self._persist_index(state, rows, first_new)
