@@ -488,17 +488,20 @@ def _candidates(history, probe_knobs, probe_words, code):
     is final); text that shares no word with the idea scores 0. Rows whose stored
     features are stale are always scored, and so, when ``code`` is (sha, wanted),
     are runs with the same code hash or the same values of the constants changed
-    from the champion's config (``wanted``: (name, value) pairs, as _config_hit).
+    from the champion's config (``wanted``: (name, value) pairs, as _config_hit;
+    sha None for a check in words, which has no code hash).
     """
     version = FEATURES_VERSION
     sha, wanted = code or (None, ())
+    no_code = code is None
+    sha = sha or "-"   # (never a run's hash)
     name, value = wanted[0] if wanted else (None, None)
     rest = wanted[1:]
     # the four comprehensions below differ in one clause each: inlined, not a
     # shared helper, because a function call per row would double the cost
     if probe_knobs:
         apart = ({"@" + k for k in probe_knobs} | probe_words).isdisjoint
-        if sha is None:
+        if no_code:
             return [i for i, row in enumerate(history)
                     if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
                     or not apart(f["keys"])]
@@ -509,7 +512,7 @@ def _candidates(history, probe_knobs, probe_words, code):
                     name is not None and (k := c.get("constants")) and k.get(name) == value
                     and (not rest or all(k.get(n) == v for n, v in rest)))))]
     apart = probe_words.isdisjoint   # an idea in words only is compared with every run's words
-    if sha is None:
+    if no_code:
         return [i for i, row in enumerate(history)
                 if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
                 or not (apart(f["tokens"]) and apart(f["context"]))]
@@ -521,21 +524,43 @@ def _candidates(history, probe_knobs, probe_words, code):
                 and (not rest or all(k.get(n) == v for n, v in rest)))))]
 
 
-def _config_hit(row, code_sha, constants, wanted, delta_text):
+def _config_hit(row, code_sha, constants, wanted, same_text):
     """(score, relation, reason) from a run's config fingerprint, or None: the same
-    normalised code, or the same values of the constants changed from the
-    champion's config."""
+    normalised code (``code_sha``: None for a check in words), or the same values of
+    the constants changed (``wanted``); all of ``constants`` the same is the same
+    config, said by ``same_text``."""
     config = row.get("config")
-    if not code_sha or not config:
+    if not config:
         return None
-    if config.get("code_sha256") == code_sha:
+    if code_sha and config.get("code_sha256") == code_sha:
         return CODE_SCORE, "code", "identical train.py (normalised code hash)"
     theirs = config.get("constants") or {}
     if wanted and all(theirs.get(n) == v for n, v in wanted):
         if theirs == constants:
-            return SAME_CONSTANTS_SCORE, "same_delta", "same constants as this train.py (" + delta_text + ")"
+            return SAME_CONSTANTS_SCORE, "same_delta", same_text
         return RELATED_HIGH, "related", _BY_CONSTANTS
     return None
+
+
+def _planned_config(parsed, base_constants):
+    """(constants, delta) of the config a check in words plans: train.py's constants
+    (``base_constants``) with the parsed changes applied, and its constant delta,
+    when every change sets a constant train.py has to an explicit value of its kind
+    (a number for a number, a text for a text); else (None, []). It judges an idea
+    against earlier configs as ``check --code`` does once the idea is in the code:
+    the same change on another base is a follow-up, not a repeat."""
+    if not parsed or not isinstance(base_constants, dict):
+        return None, []
+    planned = dict(base_constants)
+    for change in parsed:
+        knob, value = change["knob"], change.get("value")
+        old = base_constants.get(knob)
+        if old is None or value is None or change.get("approx") or \
+                _numeric(old) != _numeric(value) or (not _numeric(old) and not isinstance(value, str)):
+            return None, []
+        planned[knob] = value
+    delta = fingerprint.constant_delta(base_constants, planned)
+    return (planned, delta) if delta else (None, [])
 
 
 def _config_changes(delta):
@@ -561,11 +586,16 @@ def _shown_match(row, category, score, relation, reason):
             "relation": relation, "reason": reason}
 
 
-def _explanation(changes, top_matches, nearby):
+def _explanation(changes, top_matches, nearby, in_words=False):
+    """``in_words``: the check had no code (a same_delta match is then with the config
+    the words plan, not with a fingerprint of train.py)."""
     method = "code" if any(m["relation"] in ("code", "same_delta") for m in top_matches) else (
         "parsed" if changes else "text")
+    text = _explanation_text(changes, top_matches, nearby)
+    if method == "code":
+        text = ("config: " if in_words else "code fingerprint: ") + text
     return {
-        "text": _explanation_text(method, changes, top_matches, nearby),
+        "text": text,
         "method": method,
         "changes": changes,
         "summary": "; ".join(format_change(c) for c in changes) or "no known knob recognised",
@@ -575,7 +605,7 @@ def _explanation(changes, top_matches, nearby):
     }
 
 
-def _explanation_text(method, changes, top_matches, nearby):
+def _explanation_text(changes, top_matches, nearby):
     """One line saying what was understood and why runs matched (or did not)."""
     parts = []
     if changes:
@@ -590,7 +620,7 @@ def _explanation_text(method, changes, top_matches, nearby):
             label = {"opposite": "opposite change", "related": "related follow-up",
                      "other_value": "another value"}[item["relation"]]
             parts.append(f"not a repeat of {item['run_id']} ({label}: {item['reason']})")
-    return "; ".join(parts) if method != "code" else "code fingerprint: " + "; ".join(parts)
+    return "; ".join(parts)
 
 
 def _val_bpb(row):
@@ -668,8 +698,12 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
             if c["knob"] not in described:
                 changes.append(dict(c, source="config"))
     _probe(pf, [c for c in changes if c["knob"] != "CODE"])
-    delta_names = [d["name"] for d in config_delta if d["new"] is not None]
-    delta_text = fingerprint.format_delta(config_delta)
+    delta, same_text = config_delta, "same constants as this train.py"
+    if config is None and change_set is None:   # in words: the config the words plan
+        cur_constants, delta = _planned_config(parsed, base_constants)
+        same_text = "same constants as train.py with this change"
+    delta_names = [d["name"] for d in delta if d["new"] is not None]
+    same_text += " (" + fingerprint.format_delta(delta) + ")"
     wanted = [(n, cur_constants.get(n)) for n in delta_names]
 
     memo_scores, memo_features = {}, {}
@@ -695,10 +729,10 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}
     informative = ("related", "opposite", "other_value", "mention")
-    code = (code_sha, wanted) if code_sha else None
+    code = (code_sha, wanted) if code_sha or wanted else None
     for index in _candidates(history, probe_knobs, probe_words, code):
         row = history[index]
-        hit = _config_hit(row, code_sha, cur_constants, wanted, delta_text) if code_sha else None
+        hit = _config_hit(row, code_sha, cur_constants, wanted, same_text) if code else None
         if hit is None:
             rf = _row_features(row, memo_features)
             key = rf.get("sig") or _signature(rf["changes"], rf["tokens"], rf["context"],
@@ -741,7 +775,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
                     "description": history[i].get("description"), "relation": relation,
                     "reason": spell(history[i], reason)}
                    for _, i, relation, reason in sorted(nearby, reverse=True, key=lambda n: (n[0], n[1]))]
-    explanation = _explanation(changes, top_matches, nearby_list)
+    explanation = _explanation(changes, top_matches, nearby_list, in_words=config is None)
     return {
         "classification": classification,
         "probe_text": probe_text(idea),

@@ -55,6 +55,15 @@ class Campaign(LabCase):
             f.write(text.replace(old, new))
         git(self.repo, "commit", "-q", "-am", message)
 
+    def edit_only(self, old, new):
+        """Edit train.py without committing (step 3, before `check --code`)."""
+        path = self.path("train.py")
+        with open(path) as f:
+            text = f.read()
+        self.assertIn(old, text)
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+
     def reset(self):
         git(self.repo, "reset", "-q", "--hard", "HEAD~1")
 
@@ -245,6 +254,39 @@ class Campaign(LabCase):
         result = self.check("retry the bigger transformer stack from the scaling paper")
         self.assertEqual(result.code, 0, result)
         self.assertIn(f"Fix of crashed run {crashed['run_id']}", result.out)
+
+    def test_a_failed_change_on_a_new_champion_is_judged_alike_in_words_and_in_code(self):
+        # step 2 (check in words, before the edit) and step 3 (check --code, after it)
+        # must agree: the same change on another base is a follow-up, on the same base
+        # a repeat of the failure
+        self.train(1.0000)
+        self.log("baseline", "keep")
+        self.edit("DEPTH = 8", "DEPTH = 12", "depth 12")
+        self.train(1.0040)
+        self.log("DEPTH 8 -> 12", "discard")
+        failed = self.records()[-1]["run_id"]
+        self.reset()
+        for flags in ((), ("--code",)):
+            with self.subTest(base="the same", flags=flags):
+                if flags:
+                    self.edit_only("DEPTH = 8", "DEPTH = 12")
+                result = self.check("DEPTH 8 -> 12", *flags)
+                git(self.repo, "checkout", "-q", "train.py")
+                self.assertEqual(result.code, 2, result)   # (with --code: the same code)
+                self.assertRegex(result.out, f"(repeat_failure|duplicate_run) +score [0-9.]+ +{failed}")
+        self.edit("DEVICE_BATCH_SIZE = 128", "DEVICE_BATCH_SIZE = 64", "smaller device batch")
+        self.train(0.9950)
+        self.log("DEVICE_BATCH_SIZE 128 -> 64", "keep")
+        for flags in ((), ("--code",)):
+            with self.subTest(base="a new champion", flags=flags):
+                if flags:
+                    self.edit_only("DEPTH = 8", "DEPTH = 12")
+                result = self.check("DEPTH 8 -> 12", *flags)
+                git(self.repo, "checkout", "-q", "train.py")
+                self.assertEqual(result.code, 0, result)
+                self.assertIn("Classification: novel", result.out)
+                self.assertIn(f"not a repeat of {failed} (related follow-up: same values of "
+                              "DEPTH; also differs in DEVICE_BATCH_SIZE)", result.out)
 
     # ---- the night
     def test_a_night(self):
