@@ -488,20 +488,17 @@ def _candidates(history, probe_knobs, probe_words, code):
     is final); text that shares no word with the idea scores 0. Rows whose stored
     features are stale are always scored, and so, when ``code`` is (sha, wanted),
     are runs with the same code hash or the same values of the constants changed
-    from the champion's config (``wanted``: (name, value) pairs, as _config_hit;
-    sha None for a check in words, which has no code hash).
+    from the champion's config (``wanted``: (name, value) pairs, as _config_hit).
     """
     version = FEATURES_VERSION
     sha, wanted = code or (None, ())
-    no_code = code is None
-    sha = sha or "-"   # (never a run's hash)
     name, value = wanted[0] if wanted else (None, None)
     rest = wanted[1:]
     # the four comprehensions below differ in one clause each: inlined, not a
     # shared helper, because a function call per row would double the cost
     if probe_knobs:
         apart = ({"@" + k for k in probe_knobs} | probe_words).isdisjoint
-        if no_code:
+        if sha is None:
             return [i for i, row in enumerate(history)
                     if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
                     or not apart(f["keys"])]
@@ -512,7 +509,7 @@ def _candidates(history, probe_knobs, probe_words, code):
                     name is not None and (k := c.get("constants")) and k.get(name) == value
                     and (not rest or all(k.get(n) == v for n, v in rest)))))]
     apart = probe_words.isdisjoint   # an idea in words only is compared with every run's words
-    if no_code:
+    if sha is None:
         return [i for i, row in enumerate(history)
                 if type(f := row.get("novelty_features")) is not dict or f.get("version") != version
                 or not (apart(f["tokens"]) and apart(f["context"]))]
@@ -729,10 +726,13 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     nearby = []    # heap of (score, index, relation, reason) for informative non-matches
     counts = {c: 0 for c in CATEGORIES}
     informative = ("related", "opposite", "other_value", "mention")
-    code = (code_sha, wanted) if code_sha or wanted else None
+    # in words, configs judge the runs the words make candidates (a run whose change set
+    # set these constants is one: its keys name them); a code hash adds runs of its own
+    code = (code_sha, wanted) if code_sha else None
+    configs = bool(code_sha or wanted)
     for index in _candidates(history, probe_knobs, probe_words, code):
         row = history[index]
-        hit = _config_hit(row, code_sha, cur_constants, wanted, same_text) if code else None
+        hit = _config_hit(row, code_sha, cur_constants, wanted, same_text) if configs else None
         if hit is None:
             rf = _row_features(row, memo_features)
             key = rf.get("sig") or _signature(rf["changes"], rf["tokens"], rf["context"],
