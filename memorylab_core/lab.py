@@ -210,7 +210,8 @@ def check_idea(store, *, description, tags=(), family=None, hypothesis=None, mod
     idea = records.idea_of(description, hypothesis, family, tags)
     guard = evidence.assess(idea, rows, mode=mode, threshold=threshold, limit=limit,
                             base_constants=base_constants, config=config,
-                            champion_config=champion_config, change_set=change_set)
+                            champion_config=champion_config, change_set=change_set,
+                            plan=not code)
     in_flight = claims.in_flight(store, idea, agent=cwd, now=now,
                                  config=config, base_constants=base_constants,
                                  change_set=change_set)

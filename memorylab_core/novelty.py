@@ -656,7 +656,7 @@ def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
 
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
            base_constants=None, config=None, champion_config=None, change_set=None,
-           words=False):
+           words=False, plan=False):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
 
     idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
@@ -667,7 +667,10 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     identity and the description only its fallback. Adds "explanation" (parsed changes, matched runs and why) and
     "config_delta" (constant changes from the champion's config) to the contract's
     fields. With ``words``, each run is judged by what its words said (``words_only``,
-    no config): how the fix of a crash, whose code differs, is matched to it.
+    no config): how the fix of a crash, whose code differs, is matched to it. With
+    ``plan`` and no config, runs' configs are judged against the config the words
+    plan (``_planned_config``): how a check in words agrees with ``check --code``
+    about the ledger (claims, judged by fingerprint or words alone, leave it off).
     """
     eff = effective_threshold(threshold, mode)
     family_eff = max(0.0, eff - FAMILY_BONUS)
@@ -696,7 +699,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
                 changes.append(dict(c, source="config"))
     _probe(pf, [c for c in changes if c["knob"] != "CODE"])
     delta, same_text = config_delta, "same constants as this train.py"
-    if config is None and change_set is None:   # in words: the config the words plan
+    if plan and config is None and change_set is None:   # the config the words plan
         cur_constants, delta = _planned_config(parsed, base_constants)
         same_text = "same constants as train.py with this change"
     delta_names = [d["name"] for d in delta if d["new"] is not None]

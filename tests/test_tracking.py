@@ -411,6 +411,26 @@ class WorktreesOneStoreTest(LabCase):
         self.assertEqual(self.cli("list", "--json", cwd=gpu1).json()["runs"], [])
 
 
+    def test_a_claim_on_another_base_is_the_same_idea_in_words_and_in_code(self):
+        # gpu1 trains MATRIX_LR 0.05 on its own champion (DEPTH 10); gpu0 (DEPTH 8)
+        # plans the same change: both of its steps see the same idea in flight
+        gpu0, gpu1, _ = self.trees
+        edit(gpu1, "DEPTH = 8", "DEPTH = 10")
+        git(gpu1, "commit", "-q", "-am", "its champion")
+        edit(gpu1, "MATRIX_LR = 0.04", "MATRIX_LR = 0.05")
+        claimed = self.cli("claim", "--code", "--description", "raise MATRIX_LR to 0.05", cwd=gpu1)
+        self.assertEqual(claimed.code, 0, claimed)
+        words = self.cli("check", "--description", "raise MATRIX_LR to 0.05",
+                         "--fail-on-similar", cwd=gpu0)
+        edit(gpu0, "MATRIX_LR = 0.04", "MATRIX_LR = 0.05")
+        code = self.cli("check", "--code", "--description", "raise MATRIX_LR to 0.05",
+                        "--fail-on-similar", cwd=gpu0)
+        for result in (words, code):
+            self.assertEqual(result.code, 2, result)
+            self.assertIn(f":{gpu1}:autoresearch/jan1-gpu1 has the same idea in flight.",
+                          result.out)
+
+
 class ClaimInputTest(LabCase):
     def test_bad_input_is_one_error_line(self):
         self.assertIn("--ttl-minutes must be > 0",
