@@ -93,7 +93,7 @@ FRACTION_KNOBS = {"WARMUP_RATIO", "WARMDOWN_RATIO", "FINAL_LR_FRAC", "LABEL_SMOO
 ABSOLUTE_MULTIPLE_KNOBS = {"MLP_RATIO", "FINAL_LR_FRAC"}   # "3x" is the value 3, "0.1x peak" 0.1, not x base
 INTEGER_KNOBS = {"DEPTH", "HEAD_DIM", "N_HEAD", "N_KV_HEAD", "TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE",
                  "MAX_SEQ_LEN", "SHORT_WINDOW", "MUON_NS_STEPS", "MUON_MOMENTUM_WARMUP", "SEED",
-                 "GRAD_ACCUM", "ASPECT_RATIO"}
+                 "GRAD_ACCUM", "ASPECT_RATIO", "BATCH?"}   # BATCH?: one of the two batch sizes
 OFF_IS_NOT_ZERO = {"SOFTCAP", "ROTARY_BASE", "MAX_SEQ_LEN", "DEPTH", "HEAD_DIM", "N_HEAD", "N_KV_HEAD",
                    "TOTAL_BATCH_SIZE", "DEVICE_BATCH_SIZE", "SEED", "LR", "ADAM_LR"}   # "no softcap" is not softcap 0
 

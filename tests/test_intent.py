@@ -112,6 +112,9 @@ class ValueTests(unittest.TestCase):
     def test_fractions_and_equivalent_knobs(self):
         self.assertChange("MLP ratio 8/3", "MLP_RATIO", None, 2.66667)
         self.assertChange("grad accum 4", "TOTAL_BATCH_SIZE", "up", 2 ** 20)
+        self.assertChange("batch 2**20", "TOTAL_BATCH_SIZE", "up", 2 ** 20)   # exact, not 1048580
+        self.assertChange("batch 1048576", "TOTAL_BATCH_SIZE", "up", 1048576)
+        self.assertChange("batch 64", "DEVICE_BATCH_SIZE", "down", 64)
         self.assertChange("double the model width", "ASPECT_RATIO", "up", 128)
         self.assertChange("use 64-dim heads", "HEAD_DIM", "down", 64)
         self.assertChange("lm_head weights ~ N(0, 0.01)", "LM_HEAD_INIT", None, 0.01)
