@@ -369,7 +369,9 @@ def _finish(change, base_constants, described=None):
             name = "TOTAL_BATCH_SIZE"
         out = dict(change, knob=name)
         if isinstance(value, (int, float)):
-            out["direction"] = _against_current(value, name, base_constants, out["direction"])
+            # against train.py, unless it restates it: then the text's own direction (its
+            # old value, "64 -> 128"), as for a batch knob named outright
+            out["direction"] = _against_current(value, name, base_constants, None) or out["direction"]
         return [out]
     if knob == "ADAM_BETAS":
         if not isinstance(value, (list, tuple)) or len(value) != 2:

@@ -115,6 +115,8 @@ class ValueTests(unittest.TestCase):
         self.assertChange("batch 2**20", "TOTAL_BATCH_SIZE", "up", 2 ** 20)   # exact, not 1048580
         self.assertChange("batch 1048576", "TOTAL_BATCH_SIZE", "up", 1048576)
         self.assertChange("batch 64", "DEVICE_BATCH_SIZE", "down", 64)
+        # the text's own old value gives the direction when the new one is train.py's
+        self.assertChange("batch 64 -> 128", "DEVICE_BATCH_SIZE", "up", 128)
         self.assertChange("double the model width", "ASPECT_RATIO", "up", 128)
         self.assertChange("use 64-dim heads", "HEAD_DIM", "down", 64)
         self.assertChange("lm_head weights ~ N(0, 0.01)", "LM_HEAD_INIT", None, 0.01)
