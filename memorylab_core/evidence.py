@@ -94,7 +94,7 @@ def assess(idea, history, **options):
         found = novelty.assess(idea, crashes, **options)["top_matches"]
         if not found:
             words_only = {key: value for key, value in options.items()
-                          if key not in ("config", "change_set", "champion_config")}
+                          if key not in ("config", "change_set", "champion_config", "plan")}
             found = novelty.assess(idea, crashes, words=True, **words_only)["top_matches"]
         if not found:
             return guard

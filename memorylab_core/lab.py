@@ -102,8 +102,8 @@ def _planned_code(store, source, code, cwd):
     unknown constants (None, in the config too: not "every constant gone"), and
     `problem` says why it does not parse; else problem is None."""
     with _code_memo(store):
-        constants = _constants(source)
         config = _fingerprint(source) if code else None
+        constants = config["constants"] if config else _constants(source)
         change_set = _working_change(cwd, source) if code else None
     if source is None or constants is not None:
         return config, constants, change_set, None

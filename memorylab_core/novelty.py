@@ -552,8 +552,9 @@ def _planned_config(parsed, base_constants):
     for change in parsed:
         knob, value = change["knob"], change.get("value")
         old = base_constants.get(knob)
-        if old is None or value is None or change.get("approx") or \
-                _numeric(old) != _numeric(value) or (not _numeric(old) and not isinstance(value, str)):
+        same_kind = (_numeric(old) and _numeric(value)) or \
+            (isinstance(old, str) and isinstance(value, str))
+        if not same_kind or change.get("approx"):
             return None, []
         planned[knob] = value
     delta = fingerprint.constant_delta(base_constants, planned)

@@ -1021,31 +1021,22 @@ def _loads(raw):
                               "surrogatepass"))   # as json.loads decodes bytes
 
 
-def _cut_guard(raw):
-    """A ledger line as MemoryLab writes it without its novelty_guard (the bulkiest
-    member, which slim rows leave out): cut from the top-level `, "novelty_guard": `
-    to the `, "decision_packet": ` after it (`, "` never occurs inside a JSON string).
-    Other lines are returned as they are."""
+def _parse_for_row(raw):
+    """_parse_line for the index: a line as MemoryLab writes it is parsed without its
+    novelty_guard (the bulkiest member, which slim rows leave out), cut from the
+    top-level `, "novelty_guard": ` to the `, "decision_packet": ` after it (`, "`
+    never occurs inside a JSON string). A cut that does not leave one JSON object
+    (the members were nested, or in another order) falls back to the whole line."""
     start = raw.find(_GUARD)
     if start > 0:
         end = raw.find(_PACKET, start)
         if end > 0:
-            return raw[:start] + raw[end:]
-    return raw
-
-
-def _parse_for_row(raw):
-    """_parse_line for the index, of a line cut by _cut_guard. A cut that does not
-    leave one JSON object (the members were nested, or in another order) falls back
-    to the whole line."""
-    cut = _cut_guard(raw)
-    if cut is not raw:
-        try:
-            record = _loads(cut)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            return record, None
+            try:
+                record = _loads(raw[:start] + raw[end:])
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                return record, None
     return _parse_line(raw)
 
 
