@@ -60,8 +60,10 @@ def assess(idea, history, **options):
     crashes; the crashes are then matched on their own. A match makes the idea a fix
     of the crash: ``fix_of`` names it and a ``novel`` idea is allowed in every mode
     ("fix of crashed run X"). Only an identical config (same code hash) of an
-    out-of-memory crash is blocked. Options are novelty.assess's."""
+    out-of-memory crash is blocked. Options are novelty.assess's; `history` may be
+    packed rows (store.GuardRows)."""
     from memorylab_core import novelty
+    from memorylab_core.store import PACKED, unpacked
     from memorylab_core.failures import crash_kind, error_text, looks_like_oom
     from memorylab_core.records import DEFAULT_FAMILY
     if idea.get("family") == DEFAULT_FAMILY:
@@ -76,7 +78,8 @@ def assess(idea, history, **options):
             crashes.append(row)
         elif row.get("role") != "replicate":
             judged.append(row)
-    guard = novelty.assess(idea, judged, **options)
+    lookup = getattr(history, "lookup", None)
+    guard = novelty.assess(idea, judged, lookup=lookup, **options)
     guard["fix_of"] = None
     if not crashes:
         return guard
@@ -84,18 +87,26 @@ def assess(idea, history, **options):
     # changes the code, so the crash is matched by its description, not its config
     config = options.get("config")
     code = config.get("code_sha256") if isinstance(config, dict) else None
-    crash = next((row for row in reversed(crashes) if code and isinstance(row.get("config"), dict)
-                  and row["config"].get("code_sha256") == code), None)
+    posted = lookup([("sha", code)]) if code and lookup is not None else None
+
+    def same_code(row):
+        if posted is not None and PACKED in row and row["_line"] not in posted:
+            return False
+        config = unpacked(row).get("config")
+        return isinstance(config, dict) and config.get("code_sha256") == code
+
+    crash = next((row for row in reversed(crashes) if code and same_code(row)), None)
     identical = crash is not None
     if crash is None:
         # the same change in code, else in words: a fix changes the code, so its words
         # (what the agent meant) may be all it shares with the crash
         # (the crash's code may not even fold: `DEPTH = 12 * typo` reads as DEPTH unset)
-        found = novelty.assess(idea, crashes, **options)["top_matches"]
+        found = novelty.assess(idea, crashes, lookup=lookup, **options)["top_matches"]
         if not found:
             words_only = {key: value for key, value in options.items()
                           if key not in ("config", "change_set", "champion_config", "plan")}
-            found = novelty.assess(idea, crashes, words=True, **words_only)["top_matches"]
+            found = novelty.assess(idea, crashes, words=True, lookup=lookup,
+                                   **words_only)["top_matches"]
         if not found:
             return guard
         crash = next(row for row in reversed(crashes) if row.get("run_id") == found[0]["run_id"])
@@ -103,6 +114,7 @@ def assess(idea, history, **options):
             # shown with the matches, under its own category: it counts as no failure
             guard["top_matches"] = [dict(found[0], category="fix_of_crash")] + \
                 guard["top_matches"][:max(0, options.get("limit", 3) - 1)]
+    crash = unpacked(crash)
     run_id = crash.get("run_id")
     oom = looks_like_oom(error_text(crash.get("error")))
     guard["fix_of"] = {"run_id": run_id, "commit": crash.get("commit"),

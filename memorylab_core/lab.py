@@ -22,8 +22,10 @@ CONCURRENT_RUNS = 16
 def open_store(root=None, env=None, cwd=None):
     """The store for --root / $MEMORYLAB_ROOT / the git work tree of `cwd`."""
     from . import facts, novelty
-    return store_module.Store(store_module.find_root(root, env, cwd), enrich=_enrich_row,
-                              enrich_version=f"{novelty.FEATURES_VERSION}/{facts.FACTS_VERSION}")
+    return store_module.Store(
+        store_module.find_root(root, env, cwd), enrich=_enrich_row,
+        posting_keys=novelty.posting_keys,
+        enrich_version=f"{novelty.FEATURES_VERSION}/{facts.FACTS_VERSION}/{novelty.POSTINGS_VERSION}")
 
 
 def _enrich_row(row):
@@ -134,7 +136,7 @@ def _champion_config(rows, champion):
         return None
     for row in reversed(rows):
         if row.get("run_id") == run_id:
-            return row.get("config")
+            return store_module.unpacked(row).get("config")
     return None
 
 

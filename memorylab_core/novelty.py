@@ -521,6 +521,51 @@ def _candidates(history, probe_knobs, probe_words, code):
                 and (not rest or all(k.get(n) == v for n, v in rest)))))]
 
 
+POSTINGS_VERSION = 1   # of posting_keys: the index is rebuilt when it changes
+
+
+def posting_keys(features, config):
+    """The keys under which the index posts a run (store.GuardPart): its features'
+    keys (as ("key", key)), the words of their tokens and context (plain, and as
+    ("loose", word) when its words changed nothing: `assess`'s words filter), None
+    when its features are not current (such a run is always a candidate), its code
+    hash and each constant's value. `_candidate_keys` names the keys of a planned
+    idea: every run that `_candidates` can pick is posted under one of them, or under
+    all of a group of them."""
+    keys = []
+    if type(features) is dict and features.get("version") == FEATURES_VERSION:
+        keys += [("key", key) for key in features["keys"]]
+        keys += features["tokens"] + features["context"]
+        if not features.get("said") or not features["changes"]:
+            keys += [("loose", word) for word in features["tokens"] + features["context"]]
+    else:
+        keys.append(None)
+    if type(config) is dict:
+        keys.append(("sha", config.get("code_sha256")))
+        constants = config.get("constants")
+        if type(constants) is dict:
+            keys += [("=", name, value) for name, value in constants.items()]
+    return keys
+
+
+def _candidate_keys(probe_knobs, probe_words, code, words):
+    """(any, every): `_candidates` may pick, of an idea (its arguments; `words`:
+    assess's, whose filter reads a run's keys, tokens and context alike), the runs
+    posted under a key of `any` or under each key of `every`."""
+    keys = [None]
+    reach = probe_words | {"@" + k for k in probe_knobs}
+    if probe_knobs:   # the runs whose keys meet the knobs or words
+        keys += [("key", key) for key in reach]
+        if words:   # and those whose words changed nothing, by their tokens and context
+            keys += [("loose", word) for word in reach]
+    else:   # the runs whose tokens or context meet the words
+        keys += reach
+    sha, wanted = code or (None, ())
+    if sha:
+        keys.append(("sha", sha))
+    return keys, [("=", name, value) for name, value in wanted]
+
+
 def _config_hit(row, code_sha, constants, wanted, same_text):
     """(score, relation, reason) from a run's config fingerprint, or None: the same
     normalised code (``code_sha``: None for a check in words), or the same values of
@@ -657,7 +702,7 @@ def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
 
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
            base_constants=None, config=None, champion_config=None, change_set=None,
-           words=False, plan=False):
+           words=False, plan=False, lookup=None):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
 
     idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
@@ -672,6 +717,8 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     ``plan`` and no config, runs' configs are judged against the config the words
     plan (``_planned_config``): how a check in words agrees with ``check --code``
     about the ledger (claims, judged by fingerprint or words alone, leave it off).
+    ``lookup`` (store.GuardRows.lookup) finds packed rows by posting key: only those
+    an idea may match are unpacked.
     """
     eff = effective_threshold(threshold, mode)
     family_eff = max(0.0, eff - FAMILY_BONUS)
@@ -714,6 +761,12 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     # a run must share a word of the description, tags or hypothesis (a shared family
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
+    code = (code_sha, wanted) if code_sha else None
+    if lookup is not None:   # packed rows: only those posted under a key of the idea
+        from .store import PACKED, unpacked
+        posted = lookup(*_candidate_keys(probe_knobs, probe_words, code, words))
+        history = [unpacked(row) for row in history
+                   if PACKED not in row or row["_line"] in posted]
     if words:
         # words_only only of the runs that can be candidates (_candidates) once their
         # features are words only: keys those words give are among the run's keys when
@@ -732,7 +785,6 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     informative = ("related", "opposite", "other_value", "mention")
     # in words, configs judge the runs the words make candidates (a run whose change set
     # set these constants is one: its keys name them); a code hash adds runs of its own
-    code = (code_sha, wanted) if code_sha else None
     configs = bool(code_sha or wanted)
     for index in _candidates(history, probe_knobs, probe_words, code):
         row = history[index]

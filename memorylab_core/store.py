@@ -44,15 +44,21 @@ LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 8
-SEGMENT_ROWS = 4096
+INDEX_FORMAT = 9
+SEGMENT_ROWS = 1024
 READ_BATCH = 1 << 18   # bytes of ledger read at a time when the index is extended
 FEATURES = "novelty_features"   # kept in segment files of their own (Store.read_rows_lean)
 # Row fields no novelty guard reads (the registry, reports and queries do; a run's
 # hypothesis, tags and change set are in its novelty features already): kept in
-# segment files of their own too, so that `check` loads less (Store.read_guard_rows).
+# segment files of their own too (Store.read_rows_lean).
 DETAILS = ("timestamp_utc", "branch", "parent_commit", "provenance", "decision_packet", "_facts",
            "hypothesis", "tags", "change_set")
+# The guard's part of a segment (Store.read_guard_rows): a head of each row (the fields
+# read of every row) with the rest packed (marshalled apart: unpacked only for the rows
+# an idea may match), and postings of the rows under `Store.posting_keys`.
+GUARD = "guard"
+PACKED = "_packed"
+HEAD = ("run_id", "status", "role", "_line")
 SIGNATURE_BYTES = 4096
 INTERN_CHARS = 40
 # A run id is one folder name: letters, digits and . _ + - (no leading dot, at most 128).
@@ -285,10 +291,12 @@ class Store:
 
     `enrich(row)` (optional) fills derived fields of a slim row that the ledger
     record lacks (novelty features of an earlier fork's record); `enrich_version`
-    names its behaviour, and the index is rebuilt when it changes.
+    names its behaviour (and that of `posting_keys`), and the index is rebuilt when it
+    changes. `posting_keys(features, config)` (optional) gives the keys of a row's
+    postings in the guard's part of the index (read_guard_rows).
     """
 
-    def __init__(self, root, enrich=None, enrich_version=None):
+    def __init__(self, root, enrich=None, enrich_version=None, posting_keys=None):
         self.root = os.path.abspath(root)
         self.lab_dir = os.path.join(self.root, LAB_DIR)
         self.ledger_path = os.path.join(self.lab_dir, LEDGER)
@@ -302,6 +310,7 @@ class Store:
         self.tsv_path = os.path.join(self.root, "results.tsv")
         self.enrich = enrich
         self.enrich_version = enrich_version
+        self.posting_keys = posting_keys
         self._rows = None        # rows as last read, with the index state below
         self._state = None
         self._exclusive = False
@@ -401,9 +410,50 @@ class Store:
         return self._read_without(FEATURES)
 
     def read_guard_rows(self):
-        """(rows, bad) as read_rows, without the DETAILS fields: what the novelty
-        guard reads (`check`). Such rows cannot build a registry (no `_facts`)."""
-        return self._read_without("details")
+        """(rows, bad) for the novelty guard (`check`). From a current index (and a
+        store with `posting_keys`): rows without the DETAILS fields and novelty
+        features, each with PACKED (its features and config: `unpacked`), in a
+        GuardRows list whose `lookup` finds rows by posting key, so that a guard
+        unpacks only the rows an idea may match. Else the full rows (read_rows) in a
+        plain list. Such rows cannot build a registry (no `_facts`)."""
+        try:
+            st = os.stat(self.ledger_path)
+        except FileNotFoundError:
+            return [], []
+        if self.posting_keys is not None:
+            state = self._meta(st)
+            if state is not None and state["offset"] == st.st_size:
+                try:
+                    with _gc_paused():
+                        return self._guard_rows(state), [tuple(b) for b in state["bad"]]
+                except (OSError, ValueError, EOFError, TypeError, KeyError, AttributeError):
+                    pass
+        return self.read_rows()
+
+    def _guard_rows(self, state):
+        """The GuardRows of the index described by `state`, from each segment's guard
+        part: read, or built from the segment's rows and features when it is missing or
+        is not that segment's (a full rebuild leaves it to the first `check`)."""
+        import mmap
+        rows = GuardRows()
+        for number, (count, mark) in enumerate(zip(state["segments"], state["marks"])):
+            try:
+                with open(self._segment_path(number, GUARD), "rb") as f:
+                    part = GuardPart(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+                if part.mark != mark:
+                    raise ValueError("the guard part of other rows")
+            except (OSError, ValueError, EOFError, TypeError, KeyError):
+                full = self._segment(number, "rows", count)[:count]
+                for row, value in zip(full, self._segment(number, FEATURES, count)):
+                    row[FEATURES] = value
+                data = _guard_part(full, self.posting_keys, mark)
+                with self._index_locked() as locked:
+                    if locked:
+                        write_atomic(self._segment_path(number, GUARD), data, durable=False)
+                part = GuardPart(data)
+            rows.extend(part.heads)
+            rows.parts.append(part)
+        return rows
 
     def _read_without(self, part):
         """read_rows without one part of the index ("details" or FEATURES). From a
@@ -434,7 +484,7 @@ class Store:
     def _empty_state(self, st):
         return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
                 "dev": st.st_dev, "ino": st.st_ino, "offset": 0, "lines": 0,
-                "head": "", "tail": "", "segments": [], "bad": []}
+                "head": "", "tail": "", "segments": [], "marks": [], "bad": []}
 
     def _state_matches(self, state, st):
         if (state.get("format"), state.get("python"), state.get("enrich")) != \
@@ -447,15 +497,23 @@ class Store:
             return False  # written since it was indexed, same length: an in-place edit
         return _signatures(self.ledger_path, state["offset"]) == (state["head"], state["tail"])
 
+    def _meta(self, st):
+        """The persisted index's state if it still describes this ledger, else None."""
+        try:
+            with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
+                state = json.loads(f.read())
+            return state if self._state_matches(state, st) else None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+
     def _load_index(self, st, without=None):
         """The persisted index if it still describes this ledger, else (None, None);
         `without` a part ("details" or FEATURES), the rows lack its fields (they stay
         on disk)."""
+        state = self._meta(st)
+        if state is None:
+            return None, None
         try:
-            with open(os.path.join(self.index_dir, "meta.json"), "rb") as f:
-                state = json.loads(f.read())
-            if not self._state_matches(state, st):
-                return None, None
             rows = []
             with _gc_paused():
                 for number, count in enumerate(state["segments"]):
@@ -546,7 +604,11 @@ class Store:
             start = first_new // SEGMENT_ROWS
             if first_new == 0 or len(state["segments"]) < start:
                 start = 0
-            segments = state["segments"][:start]
+            segments, marks = state["segments"][:start], state["marks"][:start]
+            if not start:   # a new index: no guard part of the last one may pass for its own
+                for name in os.listdir(self.index_dir):
+                    if name.startswith(GUARD + "-"):
+                        os.unlink(os.path.join(self.index_dir, name))
             for number in range(start, (len(rows) + SEGMENT_ROWS - 1) // SEGMENT_ROWS):
                 part = rows[number * SEGMENT_ROWS:(number + 1) * SEGMENT_ROWS]
                 write_atomic(self._segment_path(number, FEATURES),
@@ -556,8 +618,12 @@ class Store:
                 write_atomic(self._segment_path(number), marshal.dumps(
                     [{k: v for k, v in row.items() if k not in _SPLIT} for row in part]),
                     durable=False)
+                marks.append(_mark(state, part))
+                if self.posting_keys is not None and first_new:   # a log's rows: ready for check
+                    write_atomic(self._segment_path(number, GUARD),
+                                 _guard_part(part, self.posting_keys, marks[-1]), durable=False)
                 segments.append(len(part))
-            state["segments"] = segments
+            state["segments"], state["marks"] = segments, marks
             meta = dict(state, bad=[list(b) for b in state["bad"]])
             write_atomic(os.path.join(self.index_dir, "meta.json"), json.dumps(meta),
                          durable=False)
@@ -936,9 +1002,140 @@ class Store:
         return written
 
 
+class GuardRows(list):
+    """Rows read by Store.read_guard_rows: heads (HEAD) whose rest is packed (PACKED:
+    `unpacked`), with each segment's guard part (GuardPart) to find them by."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+
+    def lookup(self, keys, every=()):
+        """The `_line`s of the rows posted under any of `keys`, or under each of
+        `every` (when not empty); a few others too (keys share buckets)."""
+        lines = set()
+        for part in self.parts:
+            found = set()
+            for key in keys:
+                found.update(part.posted(key))
+            if every:
+                groups = sorted((part.posted(key) for key in every), key=len)
+                found.update(set(groups[0]).intersection(*groups[1:]))
+            heads = part.heads
+            lines.update(heads[p]["_line"] for p in found)
+        return lines
+
+
+class GuardPart:
+    """The guard part of a segment, as `_guard_part` writes it: a header (marshal:
+    the segment's mark, its heads, the bucket count, the positions of the rows in
+    each bucket, where each bucket ends, and where each packed row ends: uint32
+    arrays as bytes), then the packed rows. Postings are hashed into buckets
+    (_bucket): a key's rows are among those of its bucket."""
+
+    def __init__(self, data):
+        import marshal
+        view = memoryview(data)
+        length = int.from_bytes(view[:8], "little")
+        header = marshal.loads(view[8:8 + length])
+        self.mark, self.heads = header["mark"], header["heads"]
+        self.buckets = header["buckets"]
+        self.positions, self.bucket_ends, self.ends = (
+            memoryview(header[name]).cast("I") for name in ("positions", "bucket_ends", "ends"))
+        self.packed = view[8 + length:]
+        if len(self.bucket_ends) != self.buckets + 1 or len(self.ends) != len(self.heads) or \
+                len(self.positions) != self.bucket_ends[-1] or \
+                (self.ends and self.ends[-1] != len(self.packed)):
+            raise ValueError("guard part cut short")
+        for position, head in enumerate(self.heads):
+            head[PACKED] = (self, position)
+
+    def posted(self, key):
+        """The positions in the segment of the rows posted in `key`'s bucket."""
+        bucket = _bucket(key, self.buckets)
+        return self.positions[self.bucket_ends[bucket]:self.bucket_ends[bucket + 1]]
+
+    def row(self, position):
+        import marshal
+        start = self.ends[position - 1] if position else 0
+        return marshal.loads(self.packed[start:self.ends[position]])
+
+
+def unpacked(row):
+    """The whole row (as read_rows gives it, less DETAILS) of a row read by
+    read_guard_rows; any other row as it is."""
+    packed = row.get(PACKED)
+    if packed is None:
+        return row
+    part, position = packed
+    return part.row(position)
+
+
+def _bucket(key, buckets):
+    """The bucket of a posting key (None, or text, numbers and tuples of them): the same
+    in every process for keys that are ==, numbers of any type included."""
+    import zlib
+    return zlib.crc32(_canonical(key).encode("utf-8", "surrogatepass")) % buckets
+
+
+def _canonical(key):
+    if type(key) is str:
+        return "s" + key
+    if type(key) is tuple or type(key) is list:   # [0.8, 0.95] == [0.8, 0.95]
+        return "(" + "|".join(_canonical(item) for item in key) + ")"
+    if isinstance(key, (bool, int, float)):
+        try:
+            return "f" + repr(float(key) + 0.0)   # 8 == 8.0 == 8.0 + 0.0; -0.0 + 0.0 is 0.0
+        except OverflowError:
+            return "f?"
+    return "?"
+
+
+def _guard_part(rows, posting_keys, mark):
+    """The bytes of the guard part (GuardPart) of a segment's `rows` (without DETAILS,
+    with features) whose _mark is `mark`; its postings: `posting_keys(features,
+    config)` of each row."""
+    import marshal
+    from array import array
+    from itertools import accumulate
+    buckets = 1 << max(8, (16 * len(rows)).bit_length())   # 16 to 32 a row: few collisions
+    by_bucket, seen, heads, packed, ends, size = {}, {}, [], [], array("I"), 0
+    for position, row in enumerate(rows):
+        heads.append({key: row[key] for key in HEAD if key in row})
+        packed.append(marshal.dumps({k: v for k, v in row.items() if k not in _DETAILS}))
+        size += len(packed[-1])
+        ends.append(size)
+        for key in posting_keys(row.get(FEATURES), row.get("config")):
+            try:   # most keys recur (words, constants' values): each is hashed once
+                bucket = seen.get(key)
+                if bucket is None:
+                    bucket = seen[key] = _bucket(key, buckets)
+            except TypeError:   # a list in it
+                bucket = _bucket(key, buckets)
+            by_bucket.setdefault(bucket, set()).add(position)
+    positions, counts = array("I"), [0] * (buckets + 1)
+    for bucket in sorted(by_bucket):
+        positions.extend(sorted(by_bucket[bucket]))
+        counts[bucket + 1] = len(by_bucket[bucket])
+    bucket_ends = array("I", accumulate(counts))
+    header = marshal.dumps({"mark": mark, "heads": heads, "buckets": buckets,
+                            "positions": positions.tobytes(), "bucket_ends": bucket_ends.tobytes(),
+                            "ends": ends.tobytes()})
+    return b"".join([len(header).to_bytes(8, "little"), header, *packed])
+
+
+def _mark(state, rows):
+    """What tells a segment's rows (in the index of `state`) from others: the index's
+    format, Python, enrich version and ledger file, and the rows' count, first and
+    last line and last run id."""
+    return [state[key] for key in ("format", "python", "enrich", "dev", "ino")] + (
+        [len(rows), rows[0]["_line"], rows[-1]["_line"], rows[-1].get("run_id")] if rows else [])
+
+
 # The index parts kept apart from the "rows" segments, and the row fields each holds.
 _PARTS = {"details": DETAILS, FEATURES: (FEATURES,)}
 _SPLIT = frozenset(DETAILS + (FEATURES,))
+_DETAILS = frozenset(DETAILS)
 
 
 def _shared(shared, key, value):

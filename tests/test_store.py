@@ -274,11 +274,24 @@ class IndexTest(LedgerCase):
         lean, _ = Store(self.repo).read_rows_lean()   # without the features' segments
         self.assertEqual(lean, [{k: v for k, v in row.items() if k != "novelty_features"}
                                 for row in fresh])
-        guard, _ = Store(self.repo).read_guard_rows()   # without the details' segments
-        self.assertEqual(guard, [{k: v for k, v in row.items() if k not in store_module.DETAILS}
-                                 for row in fresh])
+        from memorylab_core import lab
+        self.assertEqual(Store(self.repo).read_guard_rows()[0], fresh)   # no postings: all
+        # the guard's parts (written by the first check) hold the rows but DETAILS,
+        # packed behind a head each, and postings that find them
+        fresh = lab.open_store(self.repo).read_rows()[0]   # its index: rebuilt, no guard parts
+        for _ in range(2):   # the guard parts built, then read
+            store_module._LOADED.clear()
+            guard, _ = lab.open_store(self.repo).read_guard_rows()
+            self.assertEqual([store_module.unpacked(row) for row in guard],
+                             [{k: v for k, v in row.items() if k not in store_module.DETAILS}
+                              for row in fresh])
+            self.assertEqual(set(guard[7]), {"run_id", "status", "_line", store_module.PACKED})
+            self.assertEqual(guard.lookup([("key", "@MATRIX_LR")]), set())
+            self.assertEqual(guard.lookup(["7"]), {8})   # "run 7" is on line 8
+        self.assertEqual(sorted(n for n in os.listdir(self.path("results", "memorylab", "index"))
+                                if n.startswith("guard")), [f"guard-0000{n}.marshal" for n in range(3)])
         self.assertIn("timestamp_utc", fresh[0])
-        self.assertNotIn("timestamp_utc", guard[0])
+        self.assertNotIn("timestamp_utc", store_module.unpacked(guard[0]))
 
     def test_reading_in_small_batches_gives_the_same_rows(self):
         # the ledger is read a few bytes at a time: lines cut across two reads, bad,
@@ -462,3 +475,139 @@ class ParentChainTest(LabCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class GuardRowsTest(LabCase):
+    """`check` reads packed rows (Store.read_guard_rows) and unpacks only those the
+    index's postings say an idea may match: its verdicts must be those over every
+    full row."""
+
+    def test_the_guard_on_packed_rows_judges_as_on_full_rows(self):
+        import random
+        from memorylab_core import evidence, fingerprint, lab, novelty
+        saved = store_module.SEGMENT_ROWS
+        store_module.SEGMENT_ROWS = 64   # several segments, the last one partial
+        self.addCleanup(setattr, store_module, "SEGMENT_ROWS", saved)
+        rng = random.Random(11)
+        with open(os.path.join(os.path.dirname(__file__), "data", "novelty_real_pairs.tsv"),
+                  encoding="utf-8") as f:
+            pairs = [line.rstrip("\n").split("\t") for line in f][1:]
+        base = {"DEPTH": 8, "MATRIX_LR": 0.04, "ADAM_BETAS": [0.8, 0.95],
+                "WINDOW_PATTERN": "SSSL", "WEIGHT_DECAY": 0.2}
+        choices = {"DEPTH": (6, 8, 10, 12), "MATRIX_LR": (0.03, 0.04, 0.05, 0.06),
+                   "ADAM_BETAS": ([0.8, 0.95], [0.9, 0.95]), "WINDOW_PATTERN": ("SSSL", "L"),
+                   "WEIGHT_DECAY": (0.0, 0.1, 0.2)}
+        configs = []   # a few code hashes, each with its constants: runs share them
+        for i in range(12):
+            constants = {name: rng.choice(values) for name, values in choices.items()}
+            configs.append({"constants": constants, "code_sha256": f"{i:064x}"})
+        lines = []
+        for i, (_, prior, planned) in enumerate(pairs * 2):
+            config = rng.choice(configs + [None])
+            change = rng.choice(sorted(choices))
+            change_set = {"constants": [{"name": change, "old": base[change],
+                                         "new": config["constants"][change]}], "hunks": []} \
+                if config and config["constants"][change] != base[change] else None
+            record = {"run_id": f"20260101T{i:06d}Z-{i:07x}", "commit": f"{i:07x}",
+                      "status": rng.choice(("keep", "discard", "discard", "crash")),
+                      "description": rng.choice((prior, planned)), "family": "",
+                      "metrics": {"val_bpb": 0.99}, "config": config, "change_set": change_set}
+            if rng.random() < 0.1:
+                record["role"] = "replicate"
+            if record["status"] == "crash":
+                record["error"] = rng.choice(("CUDA out of memory", "NameError: x"))
+            if rng.random() < 0.8:   # else an earlier fork's record: features made by the index
+                idea = records_idea(record)
+                record["novelty_features"] = novelty.features(idea, base, change_set)
+            lines.append(json.dumps(record) + "\n")
+        for i, vague in enumerate(VAGUE):   # crashes whose words name no knob, their code one
+            change_set = {"constants": [{"name": "DEPTH", "old": 8, "new": 12}], "hunks": []}
+            lines.append(json.dumps({"run_id": f"20260102T00000{i}Z-{i:07x}", "status": "crash",
+                                     "description": vague, "error": "NameError: x",
+                                     "change_set": change_set}) + "\n")
+        os.makedirs(self.path("results", "memorylab"), exist_ok=True)
+        with open(self.path("results", "memorylab", "experiments.jsonl"), "w") as f:
+            f.write("".join(lines))
+        store = lab.open_store(self.repo)
+        full, _ = store.read_rows()
+        for _ in range(2):   # the guard parts built by the first read, then read from disk
+            store_module._LOADED.clear()
+            packed, _ = lab.open_store(self.repo).read_guard_rows()
+        self.assertTrue(all(store_module.PACKED in row for row in packed))
+        self.assertEqual(len(packed), len(full))
+        differ, unpacked_rows, ideas = [], [], 0
+        real_unpacked = store_module.unpacked
+
+        def counted(row):
+            unpacked_rows.append(row)
+            return real_unpacked(row)
+
+        for planned in [p for _, _, p in pairs] + [f"{vague}, warmup ratio 0.07" for vague in VAGUE]:
+            idea = {"description": planned, "family": "", "hypothesis": "", "tags": []}
+            config = rng.choice(configs + [dict(configs[0], code_sha256="f" * 64)])
+            champion = rng.choice(configs)
+            for options in ({"base_constants": base, "plan": True},
+                            {"config": config, "champion_config": champion,
+                             "base_constants": config["constants"]},
+                            {"config": config, "champion_config": champion, "threshold": 0.3}):
+                ideas += 1
+                with unittest.mock.patch.object(store_module, "unpacked", counted):
+                    on_packed = evidence.assess(idea, packed, **options)
+                if on_packed != evidence.assess(idea, full, **options):
+                    differ.append((planned, sorted(options)))
+        self.assertEqual(differ, [])
+        # and it unpacks fewer rows than it judges
+        self.assertLess(len(unpacked_rows), ideas * len(full) / 3)
+
+
+# descriptions that name no knob: a fix of such a crash is found by its words
+VAGUE = ("the idea from the paper, tried again", "the bigger model from the scaling paper",
+         "rewrite attention as one fused flash kernel with causal block skipping for long sequences")
+
+
+class GuardPartsTest(LabCase):
+    """A guard part is used only for the rows it was built from."""
+
+    def ledger(self, descriptions):
+        os.makedirs(self.path("results", "memorylab"), exist_ok=True)
+        temp = self.path("results", "memorylab", "new.jsonl")
+        with open(temp, "w") as f:   # replaced, as doctor --repair replaces it
+            for i, description in enumerate(descriptions):
+                f.write(json.dumps({"run_id": f"r{i}", "status": "discard",
+                                    "description": description}) + "\n")
+        os.replace(temp, self.path("results", "memorylab", "experiments.jsonl"))
+
+    def guard_rows(self):
+        from memorylab_core import lab
+        store_module._LOADED.clear()
+        rows, _ = lab.open_store(self.repo).read_guard_rows()
+        return [store_module.unpacked(row)["description"] for row in rows], rows
+
+    def test_a_stale_or_broken_guard_part_is_rebuilt(self):
+        from memorylab_core import lab
+        guard_file = self.path("results", "memorylab", "index", "guard-00000.marshal")
+        self.ledger(["increase depth to 10", "lower matrix lr to 0.03"])
+        lab.open_store(self.repo).read_rows()
+        self.assertFalse(os.path.exists(guard_file))   # a full rebuild leaves it to check
+        self.assertEqual(self.guard_rows()[0], ["increase depth to 10", "lower matrix lr to 0.03"])
+        with open(guard_file, "rb") as f:
+            stale = f.read()
+        # the same run ids on the same lines, in a ledger written anew
+        self.ledger(["use swiglu", "warmup ratio 0.1"])
+        store_module._LOADED.clear()
+        lab.open_store(self.repo).read_rows()
+        self.assertFalse(os.path.exists(guard_file))   # the last index's parts are gone
+        with open(guard_file, "wb") as f:   # and one left behind is not used
+            f.write(stale)
+        descriptions, rows = self.guard_rows()
+        self.assertEqual(descriptions, ["use swiglu", "warmup ratio 0.1"])
+        self.assertEqual(rows.lookup(["swiglu"]) & {1, 2}, {1})
+        for broken in (b"", b"\x00garbage", stale[:len(stale) // 2]):
+            with open(guard_file, "wb") as f:
+                f.write(broken)
+            self.assertEqual(self.guard_rows()[0], ["use swiglu", "warmup ratio 0.1"])
+
+
+def records_idea(record):
+    from memorylab_core import records
+    return records.idea_of(record["description"], None, record["family"], ())
