@@ -69,7 +69,7 @@ TEMP_MARK = ".tmp-"  # write_atomic's temp files: .<name>.tmp-<pid>-<random>
 # on the same root reuses them (after the usual checks against the ledger), and they stay
 # alive until the process ends, so a CLI command can exit without freeing them one by one.
 _LOADED = {}
-# The rows of the last partial read (Store._read_without), kept referenced as _LOADED
+# The rows of the last partial read (Store.read_rows_lean), kept referenced as _LOADED
 # keeps full ones: a command that let 10k rows go on return would free them one by
 # one (~15 ms); memorylab.py ends with os._exit, which reclaims them at once.
 _KEPT = []
@@ -406,8 +406,21 @@ class Store:
         """(rows, bad) as read_rows, without novelty_features: the heaviest field of a
         row (~40% of the index's memory and load time), which only the novelty guard
         reads. For readers that need every row but not that (doctor's registry check,
-        reports, queries)."""
-        return self._read_without(FEATURES)
+        reports, queries). From a current index the other segment files alone are read,
+        and nothing is cached (the rows are incomplete); else the rows are read, and the
+        index brought up to date, as usual."""
+        try:
+            st = os.stat(self.ledger_path)
+        except FileNotFoundError:
+            return [], []
+        state, rows = self._load_index(st, without=FEATURES)
+        if state is not None and state["offset"] == st.st_size:
+            bad = state["bad"]
+        else:
+            rows, bad = self.read_rows()
+            rows = [{k: v for k, v in row.items() if k != FEATURES} for row in rows]
+        _KEPT[:] = [rows]
+        return rows, bad
 
     def read_guard_rows(self):
         """(rows, bad) for the novelty guard (`check`). From a current index (and a
@@ -454,25 +467,6 @@ class Store:
             rows.extend(part.heads)
             rows.parts.append(part)
         return rows
-
-    def _read_without(self, part):
-        """read_rows without one part of the index ("details" or FEATURES). From a
-        current index the other segment files alone are read, and nothing is cached
-        (the rows are incomplete); else the rows are read, and the index brought up
-        to date, as usual."""
-        try:
-            st = os.stat(self.ledger_path)
-        except FileNotFoundError:
-            return [], []
-        state, rows = self._load_index(st, without=part)
-        if state is not None and state["offset"] == st.st_size:
-            bad = state["bad"]
-        else:
-            rows, bad = self.read_rows()
-            left_out = _PARTS[part]
-            rows = [{k: v for k, v in row.items() if k not in left_out} for row in rows]
-        _KEPT[:] = [rows]
-        return rows, bad
 
     def drop_rows(self):
         """Forget the rows read in this process (a command that no longer needs them
