@@ -31,13 +31,12 @@ def open_store(root=None, env=None, cwd=None):
 def _enrich_row(row):
     """Derived fields of an index row, computed once when the row is indexed instead
     of on every command: current novelty features for a row whose record has none
-    (earlier fork's records) or features of an older FEATURES_VERSION, and the
+    (earlier fork's records) or features of an older FEATURES_VERSION or shape, and the
     row facts (`_facts`, facts.row_facts). The parent's constants are
     not in the record, so relative values ("double DEPTH") stay unresolved here
     (base None: the record's own constants are those after the change)."""
     from . import facts, novelty
-    features = row.get("novelty_features")
-    if not (isinstance(features, dict) and features.get("version") == novelty.FEATURES_VERSION):
+    if not novelty.is_current(row.get("novelty_features")):
         idea = records.idea_of(row.get("description") or "", row.get("hypothesis"),
                                row.get("family"), row.get("tags") or ())
         row["novelty_features"] = novelty.features(idea, None, row.get("change_set"))

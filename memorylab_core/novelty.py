@@ -524,6 +524,13 @@ def _candidates(history, probe_knobs, probe_words, code):
 POSTINGS_VERSION = 1   # of posting_keys: the index is rebuilt when it changes
 
 
+def is_current(features):
+    """Whether `features` are of this FEATURES_VERSION and of its shape (a record
+    written by hand may claim the version and lack fields)."""
+    return type(features) is dict and features.get("version") == FEATURES_VERSION and all(
+        type(features.get(key)) is list for key in ("changes", "keys", "tokens", "context"))
+
+
 def posting_keys(features, config):
     """The keys under which the index posts a run (store.GuardPart): its features'
     keys (as ("key", key)), the words of their tokens and context (plain, and as
@@ -533,7 +540,7 @@ def posting_keys(features, config):
     idea: every run that `_candidates` can pick is posted under one of them, or under
     all of a group of them."""
     keys = []
-    if type(features) is dict and features.get("version") == FEATURES_VERSION:
+    if is_current(features):
         keys += [("key", key) for key in features["keys"]]
         keys += features["tokens"] + features["context"]
         if not features.get("said") or not features["changes"]:
@@ -762,11 +769,13 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
     code = (code_sha, wanted) if code_sha else None
+    from .store import PACKED, unpacked
     if lookup is not None:   # packed rows: only those posted under a key of the idea
-        from .store import PACKED, unpacked
         posted = lookup(*_candidate_keys(probe_knobs, probe_words, code, words))
         history = [unpacked(row) for row in history
                    if PACKED not in row or row["_line"] in posted]
+    elif history and PACKED in history[-1]:   # packed rows without their postings: all
+        history = [unpacked(row) for row in history]
     if words:
         # words_only only of the runs that can be candidates (_candidates) once their
         # features are words only: keys those words give are among the run's keys when

@@ -44,7 +44,7 @@ LEDGER = "experiments.jsonl"
 REGISTRY = "champion_challenger.json"
 TSV_HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 STAGING = ".staging"
-INDEX_FORMAT = 9
+INDEX_FORMAT = 10
 SEGMENT_ROWS = 1024
 READ_BATCH = 1 << 18   # bytes of ledger read at a time when the index is extended
 FEATURES = "novelty_features"   # kept in segment files of their own (Store.read_rows_lean)
@@ -413,7 +413,7 @@ class Store:
             st = os.stat(self.ledger_path)
         except FileNotFoundError:
             return [], []
-        state, rows = self._load_index(st, without=FEATURES)
+        state, rows = self._load_index(st, features=False)
         if state is not None and state["offset"] == st.st_size:
             bad = state["bad"]
         else:
@@ -449,7 +449,8 @@ class Store:
         is not that segment's (a full rebuild leaves it to the first `check`)."""
         import mmap
         rows = GuardRows()
-        for number, (count, mark) in enumerate(zip(state["segments"], state["marks"])):
+        for number, count in enumerate(state["segments"]):
+            mark = [state["build"], count]
             try:
                 with open(self._segment_path(number, GUARD), "rb") as f:
                     part = GuardPart(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
@@ -466,6 +467,7 @@ class Store:
                 part = GuardPart(data)
             rows.extend(part.heads)
             rows.parts.append(part)
+            del part.heads   # rows refer to their part: no cycle back, so they are freed at once
         return rows
 
     def drop_rows(self):
@@ -478,7 +480,7 @@ class Store:
     def _empty_state(self, st):
         return {"format": INDEX_FORMAT, "python": _python_tag(), "enrich": self.enrich_version,
                 "dev": st.st_dev, "ino": st.st_ino, "offset": 0, "lines": 0,
-                "head": "", "tail": "", "segments": [], "marks": [], "bad": []}
+                "head": "", "tail": "", "segments": [], "build": os.urandom(8).hex(), "bad": []}
 
     def _state_matches(self, state, st):
         if (state.get("format"), state.get("python"), state.get("enrich")) != \
@@ -500,10 +502,9 @@ class Store:
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
 
-    def _load_index(self, st, without=None):
+    def _load_index(self, st, features=True):
         """The persisted index if it still describes this ledger, else (None, None);
-        `without` a part ("details" or FEATURES), the rows lack its fields (they stay
-        on disk)."""
+        without `features`, the rows lack novelty_features (they stay on disk)."""
         state = self._meta(st)
         if state is None:
             return None, None
@@ -513,7 +514,7 @@ class Store:
                 for number, count in enumerate(state["segments"]):
                     part = self._segment(number, "rows", count)
                     for kind in _PARTS:
-                        if kind == without:
+                        if kind == FEATURES and not features:
                             continue
                         values = self._segment(number, kind, count)
                         if kind == FEATURES:
@@ -598,11 +599,7 @@ class Store:
             start = first_new // SEGMENT_ROWS
             if first_new == 0 or len(state["segments"]) < start:
                 start = 0
-            segments, marks = state["segments"][:start], state["marks"][:start]
-            if not start:   # a new index: no guard part of the last one may pass for its own
-                for name in os.listdir(self.index_dir):
-                    if name.startswith(GUARD + "-"):
-                        os.unlink(os.path.join(self.index_dir, name))
+            segments = state["segments"][:start]
             for number in range(start, (len(rows) + SEGMENT_ROWS - 1) // SEGMENT_ROWS):
                 part = rows[number * SEGMENT_ROWS:(number + 1) * SEGMENT_ROWS]
                 write_atomic(self._segment_path(number, FEATURES),
@@ -612,12 +609,11 @@ class Store:
                 write_atomic(self._segment_path(number), marshal.dumps(
                     [{k: v for k, v in row.items() if k not in _SPLIT} for row in part]),
                     durable=False)
-                marks.append(_mark(state, part))
                 if self.posting_keys is not None and first_new:   # a log's rows: ready for check
-                    write_atomic(self._segment_path(number, GUARD),
-                                 _guard_part(part, self.posting_keys, marks[-1]), durable=False)
+                    write_atomic(self._segment_path(number, GUARD), _guard_part(
+                        part, self.posting_keys, [state["build"], len(part)]), durable=False)
                 segments.append(len(part))
-            state["segments"], state["marks"] = segments, marks
+            state["segments"] = segments
             meta = dict(state, bad=[list(b) for b in state["bad"]])
             write_atomic(os.path.join(self.index_dir, "meta.json"), json.dumps(meta),
                          durable=False)
@@ -1015,14 +1011,13 @@ class GuardRows(list):
             if every:
                 groups = sorted((part.posted(key) for key in every), key=len)
                 found.update(set(groups[0]).intersection(*groups[1:]))
-            heads = part.heads
-            lines.update(heads[p]["_line"] for p in found)
+            lines.update(part.lines[p] for p in found)
         return lines
 
 
 class GuardPart:
     """The guard part of a segment, as `_guard_part` writes it: a header (marshal:
-    the segment's mark, its heads, the bucket count, the positions of the rows in
+    its mark (the index's build id and the segment's row count), its heads, the bucket count, the positions of the rows in
     each bucket, where each bucket ends, and where each packed row ends: uint32
     arrays as bytes), then the packed rows. Postings are hashed into buckets
     (_bucket): a key's rows are among those of its bucket."""
@@ -1033,6 +1028,7 @@ class GuardPart:
         length = int.from_bytes(view[:8], "little")
         header = marshal.loads(view[8:8 + length])
         self.mark, self.heads = header["mark"], header["heads"]
+        self.lines = [head["_line"] for head in self.heads]
         self.buckets = header["buckets"]
         self.positions, self.bucket_ends, self.ends = (
             memoryview(header[name]).cast("I") for name in ("positions", "bucket_ends", "ends"))
@@ -1087,8 +1083,8 @@ def _canonical(key):
 
 def _guard_part(rows, posting_keys, mark):
     """The bytes of the guard part (GuardPart) of a segment's `rows` (without DETAILS,
-    with features) whose _mark is `mark`; its postings: `posting_keys(features,
-    config)` of each row."""
+    with features), marked `mark`; its postings: `posting_keys(features, config)` of
+    each row."""
     import marshal
     from array import array
     from itertools import accumulate
@@ -1116,14 +1112,6 @@ def _guard_part(rows, posting_keys, mark):
                             "positions": positions.tobytes(), "bucket_ends": bucket_ends.tobytes(),
                             "ends": ends.tobytes()})
     return b"".join([len(header).to_bytes(8, "little"), header, *packed])
-
-
-def _mark(state, rows):
-    """What tells a segment's rows (in the index of `state`) from others: the index's
-    format, Python, enrich version and ledger file, and the rows' count, first and
-    last line and last run id."""
-    return [state[key] for key in ("format", "python", "enrich", "dev", "ino")] + (
-        [len(rows), rows[0]["_line"], rows[-1]["_line"], rows[-1].get("run_id")] if rows else [])
 
 
 # The index parts kept apart from the "rows" segments, and the row fields each holds.

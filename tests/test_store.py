@@ -596,16 +596,32 @@ class GuardPartsTest(LabCase):
         self.ledger(["use swiglu", "warmup ratio 0.1"])
         store_module._LOADED.clear()
         lab.open_store(self.repo).read_rows()
-        self.assertFalse(os.path.exists(guard_file))   # the last index's parts are gone
-        with open(guard_file, "wb") as f:   # and one left behind is not used
-            f.write(stale)
-        descriptions, rows = self.guard_rows()
+        with open(guard_file, "rb") as f:   # the last index's part is still there...
+            self.assertEqual(f.read(), stale)
+        descriptions, rows = self.guard_rows()   # ...and is not used
         self.assertEqual(descriptions, ["use swiglu", "warmup ratio 0.1"])
         self.assertEqual(rows.lookup(["swiglu"]) & {1, 2}, {1})
         for broken in (b"", b"\x00garbage", stale[:len(stale) // 2]):
             with open(guard_file, "wb") as f:
                 f.write(broken)
             self.assertEqual(self.guard_rows()[0], ["use swiglu", "warmup ratio 0.1"])
+
+
+class MalformedFeaturesTest(LabCase):
+    def test_features_that_claim_this_version_but_lack_fields_are_derived_again(self):
+        # a hand-written record: the index derives its features from its words, and
+        # every command goes on reading the store
+        from memorylab_core import novelty
+        self.ok("log", "--description", "increase depth to 10", "--status", "discard",
+                "--summary", self.summary(), "--skip-archive")
+        with open(self.path("results", "memorylab", "experiments.jsonl"), "a") as f:
+            f.write(json.dumps({"run_id": "hand", "status": "discard",
+                                "description": "increase depth to 12",
+                                "novelty_features": {"version": novelty.FEATURES_VERSION}})
+                    + "\n")
+        self.ok("report")
+        out = self.ok("check", "--description", "depth 12", "--json").out
+        self.assertEqual(json.loads(out)["novelty_guard"]["top_matches"][0]["run_id"], "hand")
 
 
 def records_idea(record):
