@@ -63,7 +63,7 @@ def assess(idea, history, **options):
     out-of-memory crash is blocked. Options are novelty.assess's; `history` may be
     packed rows (store.GuardRows)."""
     from memorylab_core import novelty
-    from memorylab_core.store import PACKED, unpacked
+    from memorylab_core.store import unpacked
     from memorylab_core.failures import crash_kind, error_text, looks_like_oom
     from memorylab_core.records import DEFAULT_FAMILY
     if idea.get("family") == DEFAULT_FAMILY:
@@ -78,8 +78,8 @@ def assess(idea, history, **options):
             crashes.append(row)
         elif row.get("role") != "replicate":
             judged.append(row)
-    lookup = getattr(history, "lookup", None)
-    guard = novelty.assess(idea, judged, lookup=lookup, **options)
+    narrow = getattr(history, "narrow", None)   # packed rows (store.GuardRows)
+    guard = novelty.assess(idea, judged, narrow=narrow, **options)
     guard["fix_of"] = None
     if not crashes:
         return guard
@@ -87,25 +87,21 @@ def assess(idea, history, **options):
     # changes the code, so the crash is matched by its description, not its config
     config = options.get("config")
     code = config.get("code_sha256") if isinstance(config, dict) else None
-    posted = lookup([("sha", code)]) if code and lookup is not None else None
-
-    def same_code(row):
-        if posted is not None and PACKED in row and row["_line"] not in posted:
-            return False
-        config = unpacked(row).get("config")
-        return isinstance(config, dict) and config.get("code_sha256") == code
-
-    crash = next((row for row in reversed(crashes) if code and same_code(row)), None)
+    latest = crashes[::-1] if code else []   # the latest crash with this code, if any
+    if narrow and latest:
+        latest = narrow(latest, [("sha", code)])
+    crash = next((row for row in latest if isinstance(row.get("config"), dict)
+                  and row["config"].get("code_sha256") == code), None)
     identical = crash is not None
     if crash is None:
         # the same change in code, else in words: a fix changes the code, so its words
         # (what the agent meant) may be all it shares with the crash
         # (the crash's code may not even fold: `DEPTH = 12 * typo` reads as DEPTH unset)
-        found = novelty.assess(idea, crashes, lookup=lookup, **options)["top_matches"]
+        found = novelty.assess(idea, crashes, narrow=narrow, **options)["top_matches"]
         if not found:
             words_only = {key: value for key, value in options.items()
                           if key not in ("config", "change_set", "champion_config", "plan")}
-            found = novelty.assess(idea, crashes, words=True, lookup=lookup,
+            found = novelty.assess(idea, crashes, words=True, narrow=narrow,
                                    **words_only)["top_matches"]
         if not found:
             return guard

@@ -128,6 +128,13 @@ def code_changes(change_set):
     return out
 
 
+def is_current(features):
+    """Whether `features` are of this FEATURES_VERSION and of its shape (a record
+    written by hand may claim the version and lack fields)."""
+    return type(features) is dict and features.get("version") == FEATURES_VERSION and all(
+        type(features.get(key)) is list for key in ("changes", "keys", "tokens", "context"))
+
+
 def features(idea, base_constants=None, change_set=None):
     """Compact, JSON-serialisable matching features of an idea (stored per run).
 
@@ -227,7 +234,7 @@ def words_only(f):
     """Current features ``f`` of a run as if it had no change set: what its words
     said (a fix changes the code, so the words are what it shares with a crash).
     None when ``f`` is not current features (the caller derives them again)."""
-    if not (isinstance(f, dict) and f.get("version") == FEATURES_VERSION):
+    if not is_current(f):
         return None
     code = f.get("code")
     if not code:
@@ -469,7 +476,7 @@ def _category(relation, score, status, same_family):
 
 def _row_features(row, memo_features):
     f = row.get("novelty_features")
-    if isinstance(f, dict) and f.get("version") == FEATURES_VERSION:
+    if is_current(f):
         return f
     key = (row.get("description") or "", row.get("hypothesis") or "",
            row.get("family") or "", _tags_text(row.get("tags")))
@@ -522,13 +529,6 @@ def _candidates(history, probe_knobs, probe_words, code):
 
 
 POSTINGS_VERSION = 1   # of posting_keys: the index is rebuilt when it changes
-
-
-def is_current(features):
-    """Whether `features` are of this FEATURES_VERSION and of its shape (a record
-    written by hand may claim the version and lack fields)."""
-    return type(features) is dict and features.get("version") == FEATURES_VERSION and all(
-        type(features.get(key)) is list for key in ("changes", "keys", "tokens", "context"))
 
 
 def posting_keys(features, config):
@@ -700,7 +700,7 @@ def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
     (same, score, relation, reason)."""
     def of(idea):
         f = idea.get("novelty_features")
-        if not (isinstance(f, dict) and f.get("version") == FEATURES_VERSION):
+        if not is_current(f):
             f = features(idea, None, idea.get("change_set"))
         return f
     score, relation, reason = _compare(_probe(dict(of(a))), of(b))
@@ -709,7 +709,7 @@ def same_idea(a, b, threshold=DEFAULT_THRESHOLD):
 
 def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, limit=3,
            base_constants=None, config=None, champion_config=None, change_set=None,
-           words=False, plan=False, lookup=None):
+           words=False, plan=False, narrow=None):
     """The contract's novelty_guard dict for ``idea`` against ``history``.
 
     idea: {"description", "hypothesis", "family", "tags"}. history: ledger records
@@ -724,8 +724,8 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     ``plan`` and no config, runs' configs are judged against the config the words
     plan (``_planned_config``): how a check in words agrees with ``check --code``
     about the ledger (claims, judged by fingerprint or words alone, leave it off).
-    ``lookup`` (store.GuardRows.lookup) finds packed rows by posting key: only those
-    an idea may match are unpacked.
+    ``narrow`` (store.GuardRows.narrow): ``history`` is packed rows, of which only
+    those posted under the idea's keys (``_candidate_keys``) are unpacked and judged.
     """
     eff = effective_threshold(threshold, mode)
     family_eff = max(0.0, eff - FAMILY_BONUS)
@@ -769,13 +769,8 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
     code = (code_sha, wanted) if code_sha else None
-    from .store import PACKED, unpacked
-    if lookup is not None:   # packed rows: only those posted under a key of the idea
-        posted = lookup(*_candidate_keys(probe_knobs, probe_words, code, words))
-        history = [unpacked(row) for row in history
-                   if PACKED not in row or row["_line"] in posted]
-    elif history and PACKED in history[-1]:   # packed rows without their postings: all
-        history = [unpacked(row) for row in history]
+    if narrow is not None:
+        history = list(narrow(history, *_candidate_keys(probe_knobs, probe_words, code, words)))
     if words:
         # words_only only of the runs that can be candidates (_candidates) once their
         # features are words only: keys those words give are among the run's keys when
@@ -783,8 +778,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
         reach = {"@" + k for k in probe_knobs} | probe_words
         history = [dict(row, change_set=None, config=None, novelty_features=words_only(f))
                    for row in history
-                   if type(f := row.get("novelty_features")) is not dict
-                   or f.get("version") != FEATURES_VERSION
+                   if not is_current(f := row.get("novelty_features"))
                    or (probe_knobs and not reach.isdisjoint(f["keys"]))
                    or ((not probe_knobs or not f.get("said") or not f["changes"]) and not (
                        reach.isdisjoint(f["tokens"]) and reach.isdisjoint(f["context"])))]

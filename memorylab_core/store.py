@@ -426,8 +426,8 @@ class Store:
         """(rows, bad) for the novelty guard (`check`). From a current index (and a
         store with `posting_keys`): rows without the DETAILS fields and novelty
         features, each with PACKED (its features and config: `unpacked`), in a
-        GuardRows list whose `lookup` finds rows by posting key, so that a guard
-        unpacks only the rows an idea may match. Else the full rows (read_rows) in a
+        GuardRows list whose `narrow` unpacks only the rows posted under an idea's
+        keys. Else the full rows (read_rows) in a
         plain list. Such rows cannot build a registry (no `_facts`)."""
         try:
             st = os.stat(self.ledger_path)
@@ -453,9 +453,7 @@ class Store:
             mark = [state["build"], count]
             try:
                 with open(self._segment_path(number, GUARD), "rb") as f:
-                    part = GuardPart(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-                if part.mark != mark:
-                    raise ValueError("the guard part of other rows")
+                    rows.add(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), mark)
             except (OSError, ValueError, EOFError, TypeError, KeyError):
                 full = self._segment(number, "rows", count)[:count]
                 for row, value in zip(full, self._segment(number, FEATURES, count)):
@@ -464,10 +462,7 @@ class Store:
                 with self._index_locked() as locked:
                     if locked:
                         write_atomic(self._segment_path(number, GUARD), data, durable=False)
-                part = GuardPart(data)
-            rows.extend(part.heads)
-            rows.parts.append(part)
-            del part.heads   # rows refer to their part: no cycle back, so they are freed at once
+                rows.add(data, mark)
         return rows
 
     def drop_rows(self):
@@ -1000,6 +995,15 @@ class GuardRows(list):
         super().__init__()
         self.parts = []
 
+    def add(self, data, mark):
+        """Append the rows of a guard part's bytes (or map); ValueError when it is not
+        the part marked `mark`, or is cut short."""
+        part = GuardPart(data)
+        if part.mark != mark:
+            raise ValueError("the guard part of other rows")
+        self.extend(part.take_heads())
+        self.parts.append(part)
+
     def lookup(self, keys, every=()):
         """The `_line`s of the rows posted under any of `keys`, or under each of
         `every` (when not empty); a few others too (keys share buckets)."""
@@ -1014,31 +1018,44 @@ class GuardRows(list):
             lines.update(part.lines[p] for p in found)
         return lines
 
+    def narrow(self, rows, keys, every=()):
+        """Those of `rows` (rows of this list, or others) that `lookup(keys, every)`
+        may find, unpacked one by one as they are taken; rows that are not packed come
+        as they are."""
+        posted = self.lookup(keys, every)
+        return (unpacked(row) for row in rows if PACKED not in row or row["_line"] in posted)
+
 
 class GuardPart:
-    """The guard part of a segment, as `_guard_part` writes it: a header (marshal:
-    its mark (the index's build id and the segment's row count), its heads, the bucket count, the positions of the rows in
-    each bucket, where each bucket ends, and where each packed row ends: uint32
-    arrays as bytes), then the packed rows. Postings are hashed into buckets
-    (_bucket): a key's rows are among those of its bucket."""
+    """The guard part of a segment, as `_guard_part` writes it: a header (marshal: its
+    mark (the index's build id and the segment's row count), its heads, the bucket
+    count, the positions of the rows in each bucket, where each bucket ends, and where
+    each packed row ends: uint32 arrays as bytes), then the packed rows. Postings are
+    hashed into buckets (_bucket): a key's rows are among those of its bucket."""
 
     def __init__(self, data):
         import marshal
         view = memoryview(data)
         length = int.from_bytes(view[:8], "little")
         header = marshal.loads(view[8:8 + length])
-        self.mark, self.heads = header["mark"], header["heads"]
-        self.lines = [head["_line"] for head in self.heads]
+        self.mark, self._heads = header["mark"], header["heads"]
+        self.lines = [head["_line"] for head in self._heads]
         self.buckets = header["buckets"]
         self.positions, self.bucket_ends, self.ends = (
             memoryview(header[name]).cast("I") for name in ("positions", "bucket_ends", "ends"))
         self.packed = view[8 + length:]
-        if len(self.bucket_ends) != self.buckets + 1 or len(self.ends) != len(self.heads) or \
+        if len(self.bucket_ends) != self.buckets + 1 or len(self.ends) != len(self.lines) or \
                 len(self.positions) != self.bucket_ends[-1] or \
                 (self.ends and self.ends[-1] != len(self.packed)):
             raise ValueError("guard part cut short")
-        for position, head in enumerate(self.heads):
+
+    def take_heads(self):
+        """The heads, each pointing at its packed row; the part keeps none of them (no
+        cycle: rows dropped are freed, and the part's map closed, at once)."""
+        heads, self._heads = self._heads, None
+        for position, head in enumerate(heads):
             head[PACKED] = (self, position)
+        return heads
 
     def posted(self, key):
         """The positions in the segment of the rows posted in `key`'s bucket."""
