@@ -769,6 +769,7 @@ def assess(idea, history, *, mode=DEFAULT_MODE, threshold=DEFAULT_THRESHOLD, lim
     # alone is what the family allowance is for, not evidence of the same idea)
     probe_words = pf["_tokens"] | set(lexical.lexical_tokens(idea.get("hypothesis") or ""))
     code = (code_sha, wanted) if code_sha else None
+    narrow = narrow or getattr(history, "narrow", None)   # store.GuardRows given whole
     if narrow is not None:
         history = list(narrow(history, *_candidate_keys(probe_knobs, probe_words, code, words)))
     if words:
